@@ -1,0 +1,126 @@
+"""The gateway: a pure ASGI app that checks tokens and streams requests through to services.
+
+No framework routing or `BaseHTTPMiddleware` on this path: each request is one dict
+lookup, one token check and one proxied call whose chunks are forwarded unparsed.
+"""
+
+import logging
+import uuid
+from typing import Any
+
+import orjson
+from common.errors import AppError, NotFound, PayloadTooLarge
+from common.jwt import bearer_token, verify_token
+from common.streaming import run_until_disconnect
+from starlette.types import Message, Receive, Scope, Send
+
+from gateway.config import GatewaySettings
+from gateway.proxy import Proxy
+from gateway.routes import PUBLIC, match
+
+log = logging.getLogger(__name__)
+
+
+class Gateway:
+    def __init__(self, settings: GatewaySettings):
+        self.settings = settings
+        self.upstreams = {
+            "auth": settings.auth_url.rstrip("/"),
+            "modules": settings.modules_url.rstrip("/"),
+            "chat": settings.chat_url.rstrip("/"),
+        }
+        self.proxy = Proxy(
+            pool_size=settings.upstream_pool_size,
+            connect_timeout=settings.upstream_connect_timeout_s,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+        elif scope["type"] == "http":
+            try:
+                await self._http(scope, receive, send)
+            except AppError as exc:
+                await _send_json(send, exc.status, {"detail": exc.detail}, exc.headers)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await self.proxy.start()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.proxy.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        prefix = self.settings.stage_prefix
+        if prefix:
+            if not (path == prefix or path.startswith(prefix + "/")):
+                raise NotFound()
+            path = path[len(prefix) :] or "/"
+        if path == "/healthz":
+            await _send_json(send, 200, {"status": "ok"})
+            return
+        route = match(path)
+        if route is None:
+            raise NotFound()
+        method: str = scope["method"]
+        headers: list[tuple[bytes, bytes]] = scope["headers"]
+        if (method, path) not in PUBLIC and method != "OPTIONS":
+            verify_token(self.settings, bearer_token(_header(headers, b"authorization")))
+        body = await self._read_body(receive)
+        request_id = _header(headers, b"x-request-id") or uuid.uuid4().hex
+        upstream_headers = [
+            *((k, v) for k, v in headers if k != b"x-request-id"),
+            (b"x-request-id", request_id.encode()),
+        ]
+        query = scope["query_string"]
+        url = self.upstreams[route.service] + path + ("?" + query.decode() if query else "")
+        await run_until_disconnect(
+            receive,
+            self.proxy.forward(
+                service=route.service,
+                method=method,
+                url=url,
+                headers=upstream_headers,
+                body=body,
+                send=send,
+            ),
+        )
+
+    async def _read_body(self, receive: Receive) -> bytes:
+        limit = self.settings.max_body_bytes
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message: Message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"Request body too large (limit {limit} bytes)")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return b"".join(chunks)
+
+
+def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:
+    for key, value in headers:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+async def _send_json(
+    send: Send, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
+) -> None:
+    body = orjson.dumps(payload)
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})

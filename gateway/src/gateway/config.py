@@ -1,0 +1,32 @@
+from typing import Annotated
+
+from common.settings import ServiceSettings
+from pydantic import field_validator
+from pydantic_settings import NoDecode
+
+
+class GatewaySettings(ServiceSettings):
+    service_name: str = "gateway"
+    auth_url: str = "http://127.0.0.1:8101"
+    modules_url: str = "http://127.0.0.1:8102"
+    chat_url: str = "http://127.0.0.1:8103"
+
+    # Served under e.g. "/dev" or "/prod" when set.
+    stage_prefix: str = ""
+    # Comma-separated list of allowed browser origins.
+    cors_origins: Annotated[list[str], NoDecode] = []
+    upstream_connect_timeout_s: float = 5.0
+    upstream_pool_size: int = 1000
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("stage_prefix")
+    @classmethod
+    def _normalize_prefix(cls, value: str) -> str:
+        value = value.strip().strip("/")
+        return f"/{value}" if value else ""

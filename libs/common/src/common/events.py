@@ -1,0 +1,44 @@
+"""Every event that crosses a service boundary: this file is the contract between services."""
+
+import uuid
+from datetime import UTC, datetime
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Event(BaseModel):
+    """Base of all events: frozen, uniquely identified, versioned, with a routing key."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    routing_key: ClassVar[str]
+
+    event_id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    occurred_at: datetime = Field(default_factory=utcnow)
+    version: int = 1
+
+
+TurnStatus = Literal["completed", "cancelled", "failed"]
+
+
+class ChatUsageRecorded(Event):
+    """One chat turn's cost: published by chat for every turn, whatever its outcome."""
+
+    routing_key: ClassVar[str] = "chat.usage.recorded"
+
+    user_id: str
+    module_id: str
+    thread_id: str
+    provider: str
+    vendor: str
+    model: str
+    input_tokens: int
+    output_tokens: int
+    ttft_ms: float | None
+    latency_ms: float
+    status: TurnStatus

@@ -1,0 +1,60 @@
+import json
+import os
+from pathlib import Path
+from typing import Literal
+
+from common.errors import BadRequest
+from common.settings import ServiceSettings
+from pydantic import BaseModel
+
+DEFAULT_PROVIDERS_FILE = Path(__file__).with_name("providers.json")
+
+
+class ProviderConfig(BaseModel):
+    """One provider alias: which vendor's SDK, which model, and optionally where and which key."""
+
+    vendor: Literal["openai", "anthropic"]
+    model: str
+    base_url: str | None = None
+    # Name of the env var holding the key; unset means the SDK's own (OPENAI_API_KEY, …).
+    api_key_env: str | None = None
+
+    def api_key(self) -> str | None:
+        return os.environ.get(self.api_key_env) if self.api_key_env else None
+
+
+class ChatSettings(ServiceSettings):
+    service_name: str = "chat"
+    mongodb_db: str = "chat"
+    modules_url: str = "http://127.0.0.1:8102"
+
+    providers_file: Path = DEFAULT_PROVIDERS_FILE
+    default_provider: str = "openai"
+    llm_http_client: Literal["aiohttp", "httpx"] = "aiohttp"
+    llm_max_retries: int = 1
+    llm_max_tokens: int = 1024
+    llm_connect_timeout_s: float = 5.0
+    llm_first_token_timeout_s: float = 30.0
+    llm_idle_timeout_s: float = 30.0
+
+    def load_providers(self) -> dict[str, ProviderConfig]:
+        raw = json.loads(self.providers_file.read_text())
+        return {alias: ProviderConfig.model_validate(cfg) for alias, cfg in raw.items()}
+
+
+class Providers:
+    """The alias table: configuration, not code."""
+
+    def __init__(self, table: dict[str, ProviderConfig], default: str):
+        if default not in table:
+            raise ValueError(f"default provider {default!r} is not in the provider table")
+        self.table = table
+        self.default = default
+
+    def resolve(self, alias: str | None) -> tuple[str, ProviderConfig]:
+        alias = alias or self.default
+        config = self.table.get(alias)
+        if config is None:
+            known = ", ".join(sorted(self.table))
+            raise BadRequest(f"Unknown provider {alias!r}; known providers: {known}")
+        return alias, config

@@ -1,0 +1,197 @@
+"""One chat turn: resolve provider, module and thread, stream the reply, record and bill it."""
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from common.bus import EventBus
+from common.errors import BadRequest, NotFound
+from common.events import ChatUsageRecorded, TurnStatus
+from common.jwt import TokenClaims
+from common.sse import encode_event
+
+from chat.config import ChatSettings, ProviderConfig, Providers
+from chat.llm import Completion, LLMClients, StreamItem, TextDelta, provider_error
+from chat.modules_client import ModulesClient
+from chat.schemas import ChatRequest
+from chat.store import ChatStore, ThreadRecord, TurnRecord
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Turn:
+    """A turn whose provider has already produced its first item."""
+
+    user: TokenClaims
+    request: ChatRequest
+    alias: str
+    provider: ProviderConfig
+    thread: ThreadRecord
+    first: StreamItem
+    rest: AsyncIterator[StreamItem]
+    started: float
+    ttft: float
+    text: list[str] = field(default_factory=list)
+    completion: Completion | None = None
+    latency: float = 0.0
+
+
+class ChatService:
+    def __init__(
+        self,
+        *,
+        settings: ChatSettings,
+        providers: Providers,
+        llm: LLMClients,
+        modules: ModulesClient,
+        store: ChatStore,
+        bus: EventBus,
+    ):
+        self.settings = settings
+        self.providers = providers
+        self.llm = llm
+        self.modules = modules
+        self.store = store
+        self.bus = bus
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def start_turn(self, user: TokenClaims, request: ChatRequest, authorization: str) -> Turn:
+        """Everything that can fail with a plain HTTP error happens here, before streaming."""
+        alias, provider = self.providers.resolve(request.provider)
+        if request.messages[-1].role != "user":
+            raise BadRequest("The last message must come from the user")
+        thread: ThreadRecord | None = None
+        if request.thread_id:
+            thread = await self.store.thread_of(request.thread_id, user.sub)
+            if thread is None:
+                raise NotFound("Thread not found")
+            if request.agent_id and request.agent_id != thread.module_id:
+                raise BadRequest("This thread belongs to another training module")
+            module_id = thread.module_id
+        elif request.agent_id:
+            module_id = request.agent_id
+        else:
+            raise BadRequest("agent_id is required to start a new thread")
+        module = await self.modules.get(module_id, authorization)
+
+        started = time.perf_counter()
+        stream = aiter(self.llm.stream(provider, module.system_prompt, request.messages))
+        try:
+            async with asyncio.timeout(self.settings.llm_first_token_timeout_s):
+                first = await anext(stream)
+        except Exception as exc:
+            log.warning("provider %s failed before the first token: %r", alias, exc)
+            raise provider_error(exc) from exc
+        ttft = time.perf_counter() - started
+        if thread is None:
+            thread = await self.store.create_thread(user_id=user.sub, module_id=module_id)
+        return Turn(user, request, alias, provider, thread, first, stream, started, ttft)
+
+    async def stream_turn(self, turn: Turn) -> AsyncGenerator[bytes, None]:
+        """The SSE body: thread, deltas, then `done` (or `error`); always recorded and billed."""
+        status: TurnStatus = "failed"
+        try:
+            yield encode_event(
+                "thread",
+                {
+                    "thread_id": turn.thread.id,
+                    "module_id": turn.thread.module_id,
+                    "provider": turn.alias,
+                    "model": turn.provider.model,
+                },
+            )
+            item = turn.first
+            while True:
+                if isinstance(item, TextDelta):
+                    turn.text.append(item.text)
+                    yield encode_event("delta", {"text": item.text})
+                else:
+                    turn.completion = item
+                try:
+                    item = await anext(turn.rest)
+                except StopAsyncIteration:
+                    break
+            completion = turn.completion
+            yield encode_event(
+                "done",
+                {
+                    "thread_id": turn.thread.id,
+                    "model": completion.model if completion else turn.provider.model,
+                    "finish_reason": completion.finish_reason if completion else None,
+                    "usage": {
+                        "input_tokens": completion.input_tokens if completion else 0,
+                        "output_tokens": completion.output_tokens if completion else 0,
+                    },
+                },
+            )
+            status = "completed"
+        except (asyncio.CancelledError, GeneratorExit):
+            status = "cancelled"
+            raise
+        except Exception as exc:
+            log.warning("provider %s failed mid-stream: %r", turn.alias, exc)
+            yield encode_event("error", {"detail": provider_error(exc).detail})
+        finally:
+            turn.latency = time.perf_counter() - turn.started
+            await _close(turn.rest)
+            self._in_background(self._record(turn, status))
+
+    def _in_background(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _record(self, turn: Turn, status: TurnStatus) -> None:
+        """Store the turn and publish its usage event (outside the request's cancellation)."""
+        completion = turn.completion
+        output_tokens = completion.output_tokens if completion else len(turn.text)
+        input_tokens = completion.input_tokens if completion else 0
+        model = completion.model if completion else turn.provider.model
+        try:
+            await self.store.record_turn(
+                TurnRecord(
+                    thread_id=turn.thread.id,
+                    user_content=turn.request.messages[-1].content,
+                    assistant_content="".join(turn.text),
+                    provider=turn.alias,
+                    model=model,
+                    input_tokens=input_tokens,
+                    output_tokens=output_tokens,
+                    finish_reason=completion.finish_reason if completion else None,
+                    status=status,
+                )
+            )
+        except Exception:
+            log.exception("could not store turn of thread %s", turn.thread.id)
+        event = ChatUsageRecorded(
+            user_id=turn.user.sub,
+            module_id=turn.thread.module_id,
+            thread_id=turn.thread.id,
+            provider=turn.alias,
+            vendor=turn.provider.vendor,
+            model=model,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            ttft_ms=round(turn.ttft * 1000, 3),
+            latency_ms=round(turn.latency * 1000, 3),
+            status=status,
+        )
+        try:
+            await self.bus.publish(event)
+        except Exception:
+            log.exception("could not publish usage event %s", event.event_id)
+
+    async def drain(self) -> None:
+        """Wait for turns still being recorded (on shutdown)."""
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+
+async def _close(stream: AsyncIterator[StreamItem]) -> None:
+    aclose = getattr(stream, "aclose", None)
+    if aclose is not None:
+        await aclose()

@@ -1,0 +1,6 @@
+from common.settings import ServiceSettings
+
+
+class ModulesSettings(ServiceSettings):
+    service_name: str = "modules"
+    mongodb_db: str = "modules"

@@ -1,0 +1,32 @@
+"""Request and response models of the modules service."""
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, Field
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
+Title = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_not_blank)]
+SystemPrompt = Annotated[str, Field(min_length=1, max_length=32_000), AfterValidator(_not_blank)]
+
+
+class ModuleCreate(BaseModel):
+    title: Title
+    system_prompt: SystemPrompt
+
+
+class ModuleOut(BaseModel):
+    id: str
+    title: str
+    system_prompt: str
+    created_by: str
+    updated_by: str
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None = None

@@ -1,0 +1,122 @@
+"""Starts the whole stack once per test session with the project's own launcher.
+
+Everything is real: FerretDB, RabbitMQ, Redis, the fake LLM upstream and every service,
+each a separate process, on ports of their own so a running `make run` is not disturbed.
+"""
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+PORTS = {
+    "GATEWAY_PORT": 18000,
+    "AUTH_PORT": 18101,
+    "MODULES_PORT": 18102,
+    "CHAT_PORT": 18103,
+    "FAKE_UPSTREAM_PORT": 18199,
+    "MONGODB_PORT": 27217,
+    "REDIS_PORT": 16379,
+    "RABBITMQ_PORT": 15673,
+}
+ADMIN_EMAIL = "admin@e2e.example.com"
+ADMIN_PASSWORD = "AdminPassword1!"
+START_TIMEOUT_S = 600  # a cold machine builds FerretDB first
+
+
+@dataclass(frozen=True)
+class Stack:
+    gateway: str
+    fake_upstream: str
+    rabbitmq_url: str
+    events_exchange: str = "roleplay.events"
+
+
+def _stack_env(state_dir: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("OPENAI_", "ANTHROPIC_"))
+        and k not in ("MONGODB_URL", "REDIS_URL", "RABBITMQ_URL", "JWT_SECRET_KEY")
+    }
+    env.update({k: str(v) for k, v in PORTS.items()})
+    env.update(
+        STATE_DIR=state_dir,
+        APP_ENV="test",
+        JWT_SECRET_KEY="e2e-" + "x" * 60,
+        BOOTSTRAP_ADMIN_EMAIL=ADMIN_EMAIL,
+        BOOTSTRAP_ADMIN_PASSWORD=ADMIN_PASSWORD,
+    )
+    return env
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    with tempfile.TemporaryDirectory(prefix="rp-e2e-") as state_dir:
+        log_path = Path(state_dir) / "launcher.log"
+        with log_path.open("w+") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "devstack", "run", "--logs", "files"],
+                cwd=ROOT,
+                env=_stack_env(state_dir),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            try:
+                _wait_ready(proc, log_path)
+                yield Stack(
+                    gateway=f"http://127.0.0.1:{PORTS['GATEWAY_PORT']}",
+                    fake_upstream=f"http://127.0.0.1:{PORTS['FAKE_UPSTREAM_PORT']}",
+                    rabbitmq_url=f"amqp://guest:guest@127.0.0.1:{PORTS['RABBITMQ_PORT']}/",
+                )
+            finally:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+
+
+def _wait_ready(proc: subprocess.Popen[bytes], log_path: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        text = log_path.read_text()
+        if "READY gateway=" in text:
+            return
+        if proc.poll() is not None:
+            raise RuntimeError(f"the launcher exited ({proc.returncode}):\n{text[-5000:]}")
+        time.sleep(0.2)
+    raise RuntimeError(f"the stack was not ready in time:\n{log_path.read_text()[-5000:]}")
+
+
+@pytest.fixture(scope="session")
+async def client(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=stack.gateway, timeout=30) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+async def upstream(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=stack.fake_upstream, timeout=10) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+async def admin_token(client: httpx.AsyncClient) -> str:
+    response = await client.post(
+        "/user/signin", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
+    )
+    assert response.status_code == 200, response.text
+    token: str = response.json()["access_token"]
+    return token
