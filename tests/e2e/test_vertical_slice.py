@@ -12,8 +12,6 @@ import orjson
 import pytest
 from common.sse import SSEEvent, SSEParser
 
-from .conftest import Stack
-
 PERSONA = (
     "You are Dana Whitfield, a customer whose refund of $249 is three weeks late. "
     "You have called twice already and you are losing patience."
@@ -56,7 +54,7 @@ def bearer(token: str) -> dict[str, str]:
 
 
 @pytest.fixture
-async def usage_events(stack: Stack) -> Any:
+async def usage_events(stack: Any) -> Any:
     """A queue bound to the usage routing key, to see what chat publishes."""
     connection = await aio_pika.connect(stack.rabbitmq_url)
     channel = await connection.channel()

@@ -1,7 +1,7 @@
 from typing import Annotated
 
 from common.settings import ServiceSettings
-from pydantic import field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
 
@@ -14,7 +14,7 @@ class GatewaySettings(ServiceSettings):
     # Served under e.g. "/dev" or "/prod" when set.
     stage_prefix: str = ""
     # Comma-separated list of allowed browser origins.
-    cors_origins: Annotated[list[str], NoDecode] = []
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     upstream_connect_timeout_s: float = 5.0
     upstream_pool_size: int = 1000
 
