@@ -157,8 +157,9 @@ async def test_trainee_chats_with_a_module_through_the_gateway(
                 "provider": "openai",
             },
         )
+        seen = (await upstream.get("/_fake/requests")).json()["requests"]
     finally:
-        await upstream.post("/_fake/reset")
+        await upstream.post("/_fake/config", json={"token_delay_ms": 0, "reply_chunks": 20})
     assert first.status == 200, first.events
     assert first.headers["content-type"].startswith("text/event-stream")
     names = [e.event for e in first.events]
@@ -173,7 +174,6 @@ async def test_trainee_chats_with_a_module_through_the_gateway(
     assert first.arrived[-1] - first.arrived[1] > 0.15
 
     # the module's system prompt is what reached the model as the system message
-    seen = (await upstream.get("/_fake/requests")).json()["requests"]
     openai_call = [r for r in seen if r["vendor"] == "openai"][-1]
     assert openai_call["system"] == PERSONA
     assert openai_call["model"] == "gpt-4o"

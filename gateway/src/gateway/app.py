@@ -6,12 +6,17 @@ lookup, one token check and one proxied call whose chunks are forwarded unparsed
 
 import logging
 import uuid
+from contextlib import AsyncExitStack
 from typing import Any
 
+import aiohttp
 import orjson
 from common.errors import AppError, NotFound, PayloadTooLarge
 from common.jwt import bearer_token, verify_token
+from common.redis import create_redis
+from common.security import effective_claims
 from common.streaming import run_until_disconnect
+from common.userstate import AuthLevelSource, UserStateCache
 from starlette.types import Message, Receive, Scope, Send
 
 from gateway.config import GatewaySettings
@@ -33,6 +38,8 @@ class Gateway:
             pool_size=settings.upstream_pool_size,
             connect_timeout=settings.upstream_connect_timeout_s,
         )
+        self.user_state: UserStateCache | None = None
+        self._resources: AsyncExitStack | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -47,12 +54,24 @@ class Gateway:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                await self.proxy.start()
+                await self._start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                await self.proxy.close()
+                if self._resources is not None:
+                    await self._resources.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    async def _start(self) -> None:
+        stack = AsyncExitStack()
+        await self.proxy.start()
+        stack.push_async_callback(self.proxy.close)
+        redis = create_redis(self.settings)
+        stack.push_async_callback(redis.aclose)
+        http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10, sock_connect=3))
+        stack.push_async_callback(http.close)
+        self.user_state = UserStateCache(redis, AuthLevelSource(self.settings.auth_url, http))
+        self._resources = stack
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
@@ -70,12 +89,19 @@ class Gateway:
         method: str = scope["method"]
         headers: list[tuple[bytes, bytes]] = scope["headers"]
         if (method, path) not in PUBLIC and method != "OPTIONS":
-            verify_token(self.settings, bearer_token(_header(headers, b"authorization")))
+            claims = verify_token(self.settings, bearer_token(_header(headers, b"authorization")))
+            assert self.user_state is not None
+            await effective_claims(claims, self.user_state)
         body = await self._read_body(receive)
         request_id = _header(headers, b"x-request-id") or uuid.uuid4().hex
+        client = scope.get("client")
+        forwarded = _header(headers, b"x-forwarded-for")
+        if client:
+            forwarded = f"{forwarded}, {client[0]}" if forwarded else client[0]
         upstream_headers = [
-            *((k, v) for k, v in headers if k != b"x-request-id"),
+            *((k, v) for k, v in headers if k not in (b"x-request-id", b"x-forwarded-for")),
             (b"x-request-id", request_id.encode()),
+            *([(b"x-forwarded-for", forwarded.encode())] if forwarded else []),
         ]
         query = scope["query_string"]
         url = self.upstreams[route.service] + path + ("?" + query.decode() if query else "")

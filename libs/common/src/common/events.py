@@ -42,3 +42,22 @@ class ChatUsageRecorded(Event):
     ttft_ms: float | None
     latency_ms: float
     status: TurnStatus
+
+
+class UserUpdated(Event):
+    """A user's level or profile changed (sign-up included)."""
+
+    routing_key: ClassVar[str] = "auth.user.updated"
+
+    user_id: str
+    email: str
+    access_level: int
+
+
+class UserDeleted(Event):
+    """A user was soft-deleted (level 0); their data is kept."""
+
+    routing_key: ClassVar[str] = "auth.user.deleted"
+
+    user_id: str
+    email: str

@@ -6,9 +6,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from common.access import AccessLevel
-from common.errors import Forbidden
+from common.errors import Forbidden, Unauthorized
 from common.jwt import TokenClaims, bearer_token, verify_token
 from common.settings import ServiceSettings
+from common.userstate import UserStateCache
 
 
 def _settings(request: Request) -> ServiceSettings:
@@ -17,10 +18,18 @@ def _settings(request: Request) -> ServiceSettings:
 
 
 async def current_claims(request: Request) -> TokenClaims:
+    """The verified token's claims, with `lvl` replaced by the user's level right now."""
     claims = verify_token(_settings(request), bearer_token(request.headers.get("authorization")))
-    if claims.lvl < AccessLevel.USER:
-        raise Forbidden("This account has no access")
-    return claims
+    user_state: UserStateCache = request.app.state.user_state
+    return await effective_claims(claims, user_state)
+
+
+async def effective_claims(claims: TokenClaims, user_state: UserStateCache) -> TokenClaims:
+    """A deleted user is refused whatever the token says; a demoted one has the new level."""
+    level = await user_state.level(claims.sub)
+    if level == AccessLevel.DELETED:
+        raise Unauthorized("This account has been deleted")
+    return claims if level == claims.lvl else claims.model_copy(update={"lvl": level})
 
 
 CurrentUser = Annotated[TokenClaims, Depends(current_claims)]

@@ -21,6 +21,7 @@ class ServiceSettings(BaseSettings):
     redis_url: str = "redis://127.0.0.1:6379/0"
     rabbitmq_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     events_exchange: str = "roleplay.events"
+    auth_url: str = "http://127.0.0.1:8101"
 
     jwt_secret_key: SecretStr = SecretStr(DEV_JWT_SECRET)
     jwt_issuer: str = "roleplay-auth"

@@ -48,6 +48,15 @@ Password = Annotated[
     str, Field(min_length=MIN_PASSWORD, max_length=MAX_PASSWORD), AfterValidator(_check_password)
 ]
 GrantableLevel = Annotated[int, AfterValidator(_check_grantable)]
+
+
+def _check_level(value: int) -> int:
+    if value not in set(AccessLevel):
+        raise ValueError("access level must be 0 (deleted), 1 (user), 5 (manager) or 9 (admin)")
+    return value
+
+
+Level = Annotated[int, AfterValidator(_check_level)]
 Name = Annotated[str, Field(max_length=100)]
 
 
@@ -112,3 +121,29 @@ class AllowlistAddResult(BaseModel):
     added: list[str]
     already_allowed: list[str]
     invalid: list[str]
+
+
+UserFilter = Literal["all", "active", "deleted"]
+
+
+class SetAccessLevelRequest(BaseModel):
+    email: Email
+    new_access_level: Level
+
+
+class AllowedLevelRequest(BaseModel):
+    email: Email
+    new_access_level: GrantableLevel
+
+
+class UserChanged(BaseModel):
+    message: str
+    user: UserOut
+
+
+class Message(BaseModel):
+    message: str
+
+
+class LevelOut(BaseModel):
+    access_level: AccessLevel

@@ -97,12 +97,40 @@ class AuthStore:
         doc = await self._users.find_one({"_id": oid})
         return _user(doc) if doc else None
 
+    async def level_of(self, user_id: str) -> int | None:
+        user = await self.user_by_id(user_id)
+        return int(user.access_level) if user else None
+
     async def update_user(self, user_id: str, **fields: Any) -> UserRecord | None:
         fields["updated_at"] = utcnow()
         doc = await self._users.find_one_and_update(
             {"_id": ObjectId(user_id)}, {"$set": fields}, return_document=ReturnDocument.AFTER
         )
         return _user(doc) if doc else None
+
+    async def set_level(self, user_id: str, level: AccessLevel) -> UserRecord | None:
+        """Level 0 is a soft delete (`deleted_at` set); any other level restores."""
+        deleted_at = utcnow() if level == AccessLevel.DELETED else None
+        return await self.update_user(user_id, access_level=int(level), deleted_at=deleted_at)
+
+    async def count_active_admins(self, *, excluding: str) -> int:
+        return await self._users.count_documents(
+            {"access_level": int(AccessLevel.ADMIN), "_id": {"$ne": ObjectId(excluding)}}
+        )
+
+    async def list_users(
+        self, *, status: str, search: str | None, skip: int, limit: int
+    ) -> tuple[list[UserRecord], int]:
+        query: dict[str, Any] = {}
+        if status == "active":
+            query["access_level"] = {"$gt": int(AccessLevel.DELETED)}
+        elif status == "deleted":
+            query["access_level"] = int(AccessLevel.DELETED)
+        if search:
+            query["email"] = {"$regex": re.escape(search.strip().lower())}
+        total = await self._users.count_documents(query)
+        cursor = self._users.find(query).sort("email", ASCENDING).skip(skip).limit(limit)
+        return [_user(doc) async for doc in cursor], total
 
     # allowlist
 
@@ -120,7 +148,18 @@ class AuthStore:
         doc = await self._allowed.find_one({"email": email})
         return _allowed(doc) if doc else None
 
-    async def set_allowed_level(self, email: str, level: AccessLevel) -> None:
+    async def update_allowed_level(self, email: str, level: AccessLevel) -> AllowedRecord | None:
+        doc = await self._allowed.find_one_and_update(
+            {"email": email},
+            {"$set": {"access_level": int(level)}},
+            return_document=ReturnDocument.AFTER,
+        )
+        return _allowed(doc) if doc else None
+
+    async def remove_allowed(self, email: str) -> bool:
+        return (await self._allowed.delete_one({"email": email})).deleted_count == 1
+
+    async def upsert_allowed(self, email: str, level: AccessLevel) -> None:
         await self._allowed.update_one(
             {"email": email},
             {"$set": {"access_level": int(level)}, "$setOnInsert": {"created_at": utcnow()}},

@@ -1,9 +1,7 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import aiohttp
-from common.bus import EventBus
-from common.mongo import create_mongo_client
+from common.resources import open_resources
 from common.web import create_service_app
 from fastapi import FastAPI
 
@@ -21,29 +19,24 @@ def create_app(settings: ChatSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        mongo = create_mongo_client(settings)
-        store = ChatStore(mongo, settings.mongodb_db)
-        await store.ensure_indexes()
-        bus = EventBus(settings.rabbitmq_url, settings.events_exchange)
-        await bus.connect()
-        session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
-        llm = LLMClients(settings)
-        service = ChatService(
-            settings=settings,
-            providers=providers,
-            llm=llm,
-            modules=ModulesClient(settings.modules_url, session),
-            store=store,
-            bus=bus,
-        )
-        app.state.chat_service = service
-        try:
-            yield
-        finally:
-            await service.drain()
-            await llm.close()
-            await session.close()
-            await bus.close()
-            await mongo.close()
+        async with open_resources(settings) as resources:
+            app.state.user_state = resources.user_state_from_auth(settings)
+            store = ChatStore(resources.mongo, settings.mongodb_db)
+            await store.ensure_indexes()
+            llm = LLMClients(settings)
+            service = ChatService(
+                settings=settings,
+                providers=providers,
+                llm=llm,
+                modules=ModulesClient(settings.modules_url, resources.http),
+                store=store,
+                bus=resources.bus,
+            )
+            app.state.chat_service = service
+            try:
+                yield
+            finally:
+                await service.drain()
+                await llm.close()
 
     return create_service_app(settings, title="Chat service", routers=[router], lifespan=lifespan)

@@ -1,7 +1,7 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from common.mongo import create_mongo_client
+from common.resources import open_resources
 from common.web import create_service_app
 from fastapi import FastAPI
 
@@ -15,13 +15,11 @@ def create_app(settings: ModulesSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        mongo = create_mongo_client(settings)
-        app.state.store = ModulesStore(mongo, settings.mongodb_db)
-        await app.state.store.ensure_indexes()
-        try:
+        async with open_resources(settings) as resources:
+            app.state.user_state = resources.user_state_from_auth(settings)
+            app.state.store = ModulesStore(resources.mongo, settings.mongodb_db)
+            await app.state.store.ensure_indexes()
             yield
-        finally:
-            await mongo.close()
 
     return create_service_app(
         settings, title="Training modules service", routers=[router], lifespan=lifespan
