@@ -155,6 +155,9 @@ class AuthService:
         if target.access_level == AccessLevel.ADMIN and level < AccessLevel.ADMIN:
             # Serialized so that two admins demoting each other cannot both succeed.
             async with self.redis.lock(ADMIN_CHANGES_LOCK, timeout=10, blocking_timeout=10):
+                # The actor may have been demoted by a change that held the lock before us.
+                if await self.store.level_of(actor.sub) != AccessLevel.ADMIN:
+                    raise Forbidden("Only an admin can change an admin")
                 if await self.store.count_active_admins(excluding=target.id) == 0:
                     raise LastAdmin()
                 updated = await self.store.set_level(target.id, level)

@@ -1,7 +1,9 @@
-"""Starts the whole stack once per test session with the project's own launcher.
+"""Pytest fixtures: the whole stack, started once per test session by the project's launcher.
 
 Everything is real: FerretDB, RabbitMQ, Redis, the fake LLM upstream and every service,
 each a separate process, on ports of their own so a running `make run` is not disturbed.
+Loaded for every test through the root `conftest.py`; nothing starts unless a test asks
+for `stack` (or a fixture built on it).
 """
 
 import os
@@ -9,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,21 +19,29 @@ from pathlib import Path
 import httpx
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[4]
 
+# TEST_PORT_OFFSET moves the whole test stack, so two checkouts can run their suites at once.
+_OFFSET = int(os.environ.get("TEST_PORT_OFFSET", "0"))
 PORTS = {
-    "GATEWAY_PORT": 18000,
-    "AUTH_PORT": 18101,
-    "MODULES_PORT": 18102,
-    "CHAT_PORT": 18103,
-    "FAKE_UPSTREAM_PORT": 18199,
-    "MONGODB_PORT": 27217,
-    "REDIS_PORT": 16379,
-    "RABBITMQ_PORT": 15673,
+    name: port + _OFFSET
+    for name, port in {
+        "GATEWAY_PORT": 18000,
+        "AUTH_PORT": 18101,
+        "MODULES_PORT": 18102,
+        "CHAT_PORT": 18103,
+        "FAKE_UPSTREAM_PORT": 18199,
+        "MONGODB_PORT": 27217,
+        "REDIS_PORT": 16379,
+        "RABBITMQ_PORT": 15673,
+    }.items()
 }
 ADMIN_EMAIL = "admin@e2e.example.com"
 ADMIN_PASSWORD = "AdminPassword1!"
 START_TIMEOUT_S = 600  # a cold machine builds FerretDB first
+
+
+JWT_SECRET = "e2e-" + "x" * 60
 
 
 @dataclass(frozen=True)
@@ -38,7 +49,14 @@ class Stack:
     gateway: str
     fake_upstream: str
     rabbitmq_url: str
+    mongodb_url: str
+    redis_url: str
+    jwt_secret: str = JWT_SECRET
     events_exchange: str = "roleplay.events"
+
+    def service(self, name: str) -> str:
+        """A service's own address, to check it re-verifies tokens without the gateway."""
+        return f"http://127.0.0.1:{PORTS[name.upper() + '_PORT']}"
 
 
 def _stack_env(state_dir: str) -> dict[str, str]:
@@ -52,7 +70,9 @@ def _stack_env(state_dir: str) -> dict[str, str]:
     env.update(
         STATE_DIR=state_dir,
         APP_ENV="test",
-        JWT_SECRET_KEY="e2e-" + "x" * 60,
+        JWT_SECRET_KEY=JWT_SECRET,
+        # Every test signs in from 127.0.0.1; the per-client limit is tested in-process.
+        SIGNIN_FAILURES_PER_CLIENT="100000",
         BOOTSTRAP_ADMIN_EMAIL=ADMIN_EMAIL,
         BOOTSTRAP_ADMIN_PASSWORD=ADMIN_PASSWORD,
     )
@@ -78,6 +98,8 @@ def stack() -> Iterator[Stack]:
                     gateway=f"http://127.0.0.1:{PORTS['GATEWAY_PORT']}",
                     fake_upstream=f"http://127.0.0.1:{PORTS['FAKE_UPSTREAM_PORT']}",
                     rabbitmq_url=f"amqp://guest:guest@127.0.0.1:{PORTS['RABBITMQ_PORT']}/",
+                    mongodb_url=f"mongodb://127.0.0.1:{PORTS['MONGODB_PORT']}",
+                    redis_url=f"redis://127.0.0.1:{PORTS['REDIS_PORT']}/0",
                 )
             finally:
                 proc.terminate()
@@ -120,3 +142,50 @@ async def admin_token(client: httpx.AsyncClient) -> str:
     assert response.status_code == 200, response.text
     token: str = response.json()["access_token"]
     return token
+
+
+PASSWORD = "StrongPassword1!"
+
+
+@dataclass(frozen=True)
+class Account:
+    id: str
+    email: str
+    level: int
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"authorization": f"Bearer {self.token}"}
+
+
+class Accounts:
+    """Makes signed-up users at any level, each with a fresh email, through the gateway."""
+
+    def __init__(self, client: httpx.AsyncClient, admin_token: str):
+        self._client = client
+        self._admin = {"authorization": f"Bearer {admin_token}"}
+
+    async def create(self, level: int, name: str = "user") -> Account:
+        email = f"{name}.{uuid.uuid4().hex[:10]}@example.com"
+        allowed = await self._client.post(
+            "/user/allowed-users",
+            json={"emails": email, "access_level": level if level else 1},
+            headers=self._admin,
+        )
+        assert allowed.status_code == 200, allowed.text
+        signup = await self._client.post(
+            "/user/signup", json={"email": email, "password": PASSWORD}
+        )
+        assert signup.status_code == 200, signup.text
+        body = signup.json()
+        account = Account(body["user"]["id"], email, level, body["access_token"])
+        if level == 0:
+            deleted = await self._client.delete(f"/user/{account.id}", headers=self._admin)
+            assert deleted.status_code == 200, deleted.text
+        return account
+
+
+@pytest.fixture(scope="session")
+async def accounts(client: httpx.AsyncClient, admin_token: str) -> Accounts:
+    return Accounts(client, admin_token)
