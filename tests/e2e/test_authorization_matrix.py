@@ -97,6 +97,21 @@ async def module_get(ctx: Ctx) -> tuple[str, str, dict[str, Any]]:
     return "GET", f"/module/{ctx.module_id}", {}
 
 
+async def module_update(ctx: Ctx) -> tuple[str, str, dict[str, Any]]:
+    return "PUT", f"/module/{ctx.module_id}", {"json": {"title": f"Matrix {uuid.uuid4().hex}"}}
+
+
+async def module_delete(ctx: Ctx) -> tuple[str, str, dict[str, Any]]:
+    created = await ctx.client.post(
+        "/module/create", json={"title": "Doomed", "system_prompt": "You are X."}, headers=ctx.admin
+    )
+    return "DELETE", f"/module/{created.json()['id']}", {}
+
+
+async def threads(ctx: Ctx) -> tuple[str, str, dict[str, Any]]:
+    return "GET", "/chat/threads", {}
+
+
 async def stream_chat(ctx: Ctx) -> tuple[str, str, dict[str, Any]]:
     body = {"messages": {"0": {"role": "user", "content": "Hello"}}, "agent_id": ctx.module_id}
     return "POST", "/stream_chat", {"json": body}
@@ -114,9 +129,13 @@ MATRIX: list[tuple[Request, tuple[int, int, int, int, int]]] = [
     (allowed_level, (401, 401, 403, 403, 200)),
     (remove_allowed, (401, 401, 403, 403, 200)),
     (module_list, (401, 401, 200, 200, 200)),
+    (module_list_deleted, (401, 401, 403, 200, 200)),
+    (module_update, (401, 401, 403, 200, 200)),
+    (module_delete, (401, 401, 403, 200, 200)),
     (module_create, (401, 401, 403, 200, 200)),
     (module_get, (401, 401, 200, 200, 200)),
     (stream_chat, (401, 401, 200, 200, 200)),
+    (threads, (401, 401, 200, 200, 200)),
 ]
 
 

@@ -1,83 +1,15 @@
 """A trainee chats with a training module through the gateway, end to end."""
 
-import asyncio
-import time
 import uuid
-from dataclasses import dataclass, field
 from typing import Any
 
-import aio_pika
 import httpx
-import orjson
-import pytest
-from common.sse import SSEEvent, SSEParser
+from devstack.testing import bearer, stream_chat
 
 PERSONA = (
     "You are Dana Whitfield, a customer whose refund of $249 is three weeks late. "
     "You have called twice already and you are losing patience."
 )
-
-
-@dataclass
-class StreamedTurn:
-    status: int
-    headers: httpx.Headers
-    events: list[SSEEvent] = field(default_factory=list)
-    arrived: list[float] = field(default_factory=list)
-
-    def of(self, name: str) -> list[Any]:
-        return [e.data for e in self.events if e.event == name]
-
-    @property
-    def text(self) -> str:
-        return "".join(d["text"] for d in self.of("delta"))
-
-
-async def stream_chat(client: httpx.AsyncClient, token: str, body: dict[str, Any]) -> StreamedTurn:
-    parser = SSEParser()
-    headers = {"authorization": f"Bearer {token}"}
-    async with client.stream("POST", "/stream_chat", json=body, headers=headers) as response:
-        turn = StreamedTurn(response.status_code, response.headers)
-        if response.status_code != 200:
-            await response.aread()
-            turn.events.append(SSEEvent("http-error", response.json()))
-            return turn
-        async for chunk in response.aiter_raw():
-            for event in parser.feed(chunk):
-                turn.events.append(event)
-                turn.arrived.append(time.perf_counter())
-    return turn
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"authorization": f"Bearer {token}"}
-
-
-@pytest.fixture
-async def usage_events(stack: Any) -> Any:
-    """A queue bound to the usage routing key, to see what chat publishes."""
-    connection = await aio_pika.connect(stack.rabbitmq_url)
-    channel = await connection.channel()
-    exchange = await channel.declare_exchange(
-        stack.events_exchange, aio_pika.ExchangeType.TOPIC, durable=True
-    )
-    queue = await channel.declare_queue(exclusive=True)
-    await queue.bind(exchange, routing_key="chat.usage.#")
-
-    async def take(n: int, wait_s: float = 10.0) -> list[dict[str, Any]]:
-        got: list[dict[str, Any]] = []
-        deadline = time.monotonic() + wait_s
-        while len(got) < n and time.monotonic() < deadline:
-            message = await queue.get(fail=False)
-            if message is None:
-                await asyncio.sleep(0.05)
-                continue
-            await message.ack()
-            got.append(orjson.loads(message.body))
-        return got
-
-    yield take
-    await connection.close()
 
 
 async def test_trainee_chats_with_a_module_through_the_gateway(

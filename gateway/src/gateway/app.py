@@ -75,14 +75,14 @@ class Gateway:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
+        if path == "/healthz":  # served outside the stage prefix, for probes
+            await _send_json(send, 200, {"status": "ok"})
+            return
         prefix = self.settings.stage_prefix
         if prefix:
             if not (path == prefix or path.startswith(prefix + "/")):
                 raise NotFound()
             path = path[len(prefix) :] or "/"
-        if path == "/healthz":
-            await _send_json(send, 200, {"status": "ok"})
-            return
         route = match(path)
         if route is None:
             raise NotFound()

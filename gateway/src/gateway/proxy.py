@@ -33,7 +33,10 @@ class Proxy:
 
     async def start(self) -> None:
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=self._pool_size, keepalive_timeout=30),
+            # A short DNS cache lets scaled-out services (compose --scale, k8s) be found soon.
+            connector=aiohttp.TCPConnector(
+                limit=self._pool_size, keepalive_timeout=30, ttl_dns_cache=5
+            ),
             timeout=self._timeout,
             auto_decompress=False,
             skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept", "Content-Type"),
@@ -64,7 +67,7 @@ class Proxy:
             )
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise ServiceUnavailable(f"The {service} service is unavailable") from exc
-        async with response:
+        try:
             raw = [
                 (k.lower(), v) for k, v in response.raw_headers if k.lower() not in RESPONSE_SKIP
             ]
@@ -72,3 +75,9 @@ class Proxy:
             async for chunk in response.content.iter_any():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except BaseException:
+            # Closing (not releasing) an unfinished response drops the upstream connection,
+            # so a client that went away cancels the service's work at once.
+            response.close()
+            raise
+        response.release()  # fully read: the connection goes back to the pool

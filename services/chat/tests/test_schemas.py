@@ -39,7 +39,7 @@ def test_bad_messages_are_refused(messages: object) -> None:
 
 
 def test_every_design_alias_is_configured_and_unknown_is_400() -> None:
-    providers = Providers(ChatSettings().load_providers(), "openai")
+    providers = Providers(ChatSettings().load_providers(), "openai", None)
     aliases = {
         "openai",
         "openai-4-general",

@@ -6,18 +6,23 @@ Loaded for every test through the root `conftest.py`; nothing starts unless a te
 for `stack` (or a fixture built on it).
 """
 
+import asyncio
 import os
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import aio_pika
 import httpx
+import orjson
 import pytest
+from common.sse import SSEEvent, SSEParser
 
 ROOT = Path(__file__).resolve().parents[4]
 
@@ -73,6 +78,9 @@ def _stack_env(state_dir: str) -> dict[str, str]:
         JWT_SECRET_KEY=JWT_SECRET,
         # Every test signs in from 127.0.0.1; the per-client limit is tested in-process.
         SIGNIN_FAILURES_PER_CLIENT="100000",
+        # Failures reach the fallback at once instead of being retried inside the SDK.
+        LLM_MAX_RETRIES="0",
+        FALLBACK_PROVIDER="anthropic",
         BOOTSTRAP_ADMIN_EMAIL=ADMIN_EMAIL,
         BOOTSTRAP_ADMIN_PASSWORD=ADMIN_PASSWORD,
     )
@@ -134,6 +142,14 @@ async def upstream(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
+@pytest.fixture
+async def fake(upstream: httpx.AsyncClient) -> AsyncIterator[httpx.AsyncClient]:
+    """The fake LLM upstream, put back to its defaults (and history cleared) afterwards."""
+    await upstream.post("/_fake/reset")
+    yield upstream
+    await upstream.post("/_fake/reset")
+
+
 @pytest.fixture(scope="session")
 async def admin_token(client: httpx.AsyncClient) -> str:
     response = await client.post(
@@ -189,3 +205,73 @@ class Accounts:
 @pytest.fixture(scope="session")
 async def accounts(client: httpx.AsyncClient, admin_token: str) -> Accounts:
     return Accounts(client, admin_token)
+
+
+# --- chat: streaming turns and the usage events they publish --------------------------
+
+
+@dataclass
+class StreamedTurn:
+    status: int
+    headers: httpx.Headers
+    events: list[SSEEvent] = field(default_factory=list)
+    arrived: list[float] = field(default_factory=list)
+
+    def of(self, name: str) -> list[Any]:
+        return [e.data for e in self.events if e.event == name]
+
+    @property
+    def text(self) -> str:
+        return "".join(d["text"] for d in self.of("delta"))
+
+
+async def stream_chat(client: httpx.AsyncClient, token: str, body: dict[str, Any]) -> StreamedTurn:
+    parser = SSEParser()
+    headers = {"authorization": f"Bearer {token}"}
+    async with client.stream("POST", "/stream_chat", json=body, headers=headers) as response:
+        turn = StreamedTurn(response.status_code, response.headers)
+        if response.status_code != 200:
+            await response.aread()
+            turn.events.append(SSEEvent("http-error", response.json()))
+            return turn
+        async for chunk in response.aiter_raw():
+            for event in parser.feed(chunk):
+                turn.events.append(event)
+                turn.arrived.append(time.perf_counter())
+    return turn
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {token}"}
+
+
+TakeEvents = Callable[..., Awaitable[list[dict[str, Any]]]]
+
+
+@pytest.fixture
+async def usage_events(
+    stack: Stack,
+) -> AsyncIterator[Callable[..., Awaitable[list[dict[str, Any]]]]]:
+    """A queue bound to the usage routing key, to see what chat publishes."""
+    connection = await aio_pika.connect(stack.rabbitmq_url)
+    channel = await connection.channel()
+    exchange = await channel.declare_exchange(
+        stack.events_exchange, aio_pika.ExchangeType.TOPIC, durable=True
+    )
+    queue = await channel.declare_queue(exclusive=True)
+    await queue.bind(exchange, routing_key="chat.usage.#")
+
+    async def take(n: int, wait_s: float = 10.0) -> list[dict[str, Any]]:
+        got: list[dict[str, Any]] = []
+        deadline = time.monotonic() + wait_s
+        while len(got) < n and time.monotonic() < deadline:
+            message = await queue.get(fail=False)
+            if message is None:
+                await asyncio.sleep(0.05)
+                continue
+            await message.ack()
+            got.append(orjson.loads(message.body))
+        return got
+
+    yield take
+    await connection.close()

@@ -61,3 +61,20 @@ class UserDeleted(Event):
 
     user_id: str
     email: str
+
+
+class ModuleUpdated(Event):
+    """A training module was created or changed; its cached system prompt is stale."""
+
+    routing_key: ClassVar[str] = "modules.module.updated"
+
+    module_id: str
+    changed: list[str]
+
+
+class ModuleDeleted(Event):
+    """A training module was soft-deleted; it can no longer be chatted with."""
+
+    routing_key: ClassVar[str] = "modules.module.deleted"
+
+    module_id: str

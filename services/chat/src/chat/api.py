@@ -1,10 +1,11 @@
 from typing import Annotated
 
+from common.pagination import Page, PageQuery
 from common.security import CurrentUser
 from common.streaming import EventStreamResponse
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 
-from chat.schemas import ChatRequest
+from chat.schemas import ChatRequest, ThreadOut, Transcript
 from chat.service import ChatService
 
 router = APIRouter(tags=["chat"])
@@ -32,3 +33,23 @@ async def stream_chat(
     """Stream the persona's reply as Server-Sent Events: thread, deltas, done (or error)."""
     turn = await chat.start_turn(user, body, authorization)
     return EventStreamResponse(chat.stream_turn(turn), headers={"x-thread-id": turn.thread.id})
+
+
+@router.get("/chat/threads", response_model=Page[ThreadOut])
+async def list_threads(
+    user: CurrentUser,
+    chat: Chat,
+    page: PageQuery,
+    user_id: Annotated[str | None, Query(max_length=64, description="Managers only")] = None,
+    module_id: Annotated[str | None, Query(max_length=64)] = None,
+) -> Page[ThreadOut]:
+    """Your threads, newest first. Managers may filter by any user, or by module alone."""
+    return await chat.list_threads(user, user_id=user_id, module_id=module_id, page=page)
+
+
+@router.get("/chat/threads/{thread_id}", response_model=Transcript)
+async def get_thread(
+    thread_id: Annotated[str, Path(max_length=64)], user: CurrentUser, chat: Chat
+) -> Transcript:
+    """The transcript: every turn's messages, the replies with their usage."""
+    return await chat.transcript(user, thread_id)

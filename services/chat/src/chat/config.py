@@ -30,12 +30,20 @@ class ChatSettings(ServiceSettings):
 
     providers_file: Path = DEFAULT_PROVIDERS_FILE
     default_provider: str = "openai"
+    # Tried once when the chosen provider fails before its first token (None: no fallback).
+    fallback_provider: str | None = None
     llm_http_client: Literal["aiohttp", "httpx"] = "aiohttp"
     llm_max_retries: int = 1
     llm_max_tokens: int = 1024
     llm_connect_timeout_s: float = 5.0
     llm_first_token_timeout_s: float = 30.0
     llm_idle_timeout_s: float = 30.0
+
+    module_cache_ttl_s: int = 300
+    chat_requests_per_minute: int = 30
+    chat_concurrent_streams: int = 3
+    # A stream's concurrency lease expires after this long even if its process died.
+    chat_stream_lease_s: int = 900
 
     def load_providers(self) -> dict[str, ProviderConfig]:
         raw = json.loads(self.providers_file.read_text())
@@ -45,11 +53,13 @@ class ChatSettings(ServiceSettings):
 class Providers:
     """The alias table: configuration, not code."""
 
-    def __init__(self, table: dict[str, ProviderConfig], default: str):
-        if default not in table:
-            raise ValueError(f"default provider {default!r} is not in the provider table")
+    def __init__(self, table: dict[str, ProviderConfig], default: str, fallback: str | None):
+        for role, alias in (("default", default), ("fallback", fallback)):
+            if alias is not None and alias not in table:
+                raise ValueError(f"{role} provider {alias!r} is not in the provider table")
         self.table = table
         self.default = default
+        self.fallback = fallback
 
     def resolve(self, alias: str | None) -> tuple[str, ProviderConfig]:
         alias = alias or self.default

@@ -1,6 +1,7 @@
 """Request models of the chat service."""
 
-from typing import Annotated, Literal
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, Field
 
@@ -30,3 +31,22 @@ class ChatRequest(BaseModel):
     thread_id: Annotated[str, Field(max_length=64)] | None = None
     provider: Annotated[str, Field(max_length=64)] | None = None
     agent_id: Annotated[str, Field(max_length=64)] | None = None
+
+
+class ThreadOut(BaseModel):
+    id: str
+    user_id: str
+    module_id: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class TranscriptMessage(BaseModel):
+    role: str
+    content: str
+    created_at: datetime
+    usage: dict[str, Any] | None = None
+
+
+class Transcript(ThreadOut):
+    messages: list[TranscriptMessage]

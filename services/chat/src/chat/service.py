@@ -3,20 +3,25 @@
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Coroutine
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from common.access import AccessLevel
 from common.bus import EventBus
-from common.errors import BadRequest, NotFound
+from common.errors import BadRequest, Forbidden, NotFound, TooManyRequests
 from common.events import ChatUsageRecorded, TurnStatus
 from common.jwt import TokenClaims
+from common.pagination import Page, PageParams
+from common.ratelimit import ConcurrencyLimiter, RateLimiter
 from common.sse import encode_event
+from redis.asyncio import Redis
 
 from chat.config import ChatSettings, ProviderConfig, Providers
 from chat.llm import Completion, LLMClients, StreamItem, TextDelta, provider_error
 from chat.modules_client import ModulesClient
-from chat.schemas import ChatRequest
+from chat.schemas import ChatRequest, ThreadOut, Transcript, TranscriptMessage
 from chat.store import ChatStore, ThreadRecord, TurnRecord
 
 log = logging.getLogger(__name__)
@@ -35,6 +40,7 @@ class Turn:
     rest: AsyncIterator[StreamItem]
     started: float
     ttft: float
+    lease: str
     text: list[str] = field(default_factory=list)
     completion: Completion | None = None
     latency: float = 0.0
@@ -50,6 +56,7 @@ class ChatService:
         modules: ModulesClient,
         store: ChatStore,
         bus: EventBus,
+        redis: Redis,
     ):
         self.settings = settings
         self.providers = providers
@@ -57,7 +64,27 @@ class ChatService:
         self.modules = modules
         self.store = store
         self.bus = bus
+        self.requests = RateLimiter(redis, "chat-requests")
+        self.streams = ConcurrencyLimiter(
+            redis, "chat-streams", lease_s=settings.chat_stream_lease_s
+        )
         self._background: set[asyncio.Task[None]] = set()
+
+    async def _admit(self, user: TokenClaims) -> str:
+        """Apply the per-user limits; returns the stream's concurrency lease."""
+        count = await self.requests.hit(user.sub, 60)
+        if count > self.settings.chat_requests_per_minute:
+            raise TooManyRequests(
+                "Too many chat requests; slow down", headers={"Retry-After": "60"}
+            )
+        lease = uuid.uuid4().hex
+        wait = await self.streams.acquire(user.sub, lease, self.settings.chat_concurrent_streams)
+        if wait:
+            raise TooManyRequests(
+                "Too many chats open at once; finish one first",
+                headers={"Retry-After": str(wait)},
+            )
+        return lease
 
     async def start_turn(self, user: TokenClaims, request: ChatRequest, authorization: str) -> Turn:
         """Everything that can fail with a plain HTTP error happens here, before streaming."""
@@ -78,18 +105,48 @@ class ChatService:
             raise BadRequest("agent_id is required to start a new thread")
         module = await self.modules.get(module_id, authorization)
 
-        started = time.perf_counter()
-        stream = aiter(self.llm.stream(provider, module.system_prompt, request.messages))
+        lease = await self._admit(user)
+        try:
+            started = time.perf_counter()
+            alias, provider, first, stream = await self._open(
+                alias, provider, module.system_prompt, request
+            )
+            ttft = time.perf_counter() - started
+            if thread is None:
+                thread = await self.store.create_thread(user_id=user.sub, module_id=module_id)
+        except BaseException:
+            await self.streams.release(user.sub, lease)
+            raise
+        return Turn(user, request, alias, provider, thread, first, stream, started, ttft, lease)
+
+    async def _open(
+        self, alias: str, provider: ProviderConfig, system: str, request: ChatRequest
+    ) -> tuple[str, ProviderConfig, StreamItem, AsyncIterator[StreamItem]]:
+        """Start the model stream and wait for its first item; try the fallback once."""
+        try:
+            return alias, provider, *await self._first(provider, system, request)
+        except Exception as exc:
+            fallback = self.providers.fallback
+            log.warning("provider %s failed before the first token: %r", alias, exc)
+            if fallback is None or fallback == alias:
+                raise provider_error(exc) from exc
+        alias, provider = self.providers.resolve(fallback)
+        try:
+            return alias, provider, *await self._first(provider, system, request)
+        except Exception as exc:
+            log.warning("fallback provider %s failed too: %r", alias, exc)
+            raise provider_error(exc) from exc
+
+    async def _first(
+        self, provider: ProviderConfig, system: str, request: ChatRequest
+    ) -> tuple[StreamItem, AsyncIterator[StreamItem]]:
+        stream = aiter(self.llm.stream(provider, system, request.messages))
         try:
             async with asyncio.timeout(self.settings.llm_first_token_timeout_s):
-                first = await anext(stream)
-        except Exception as exc:
-            log.warning("provider %s failed before the first token: %r", alias, exc)
-            raise provider_error(exc) from exc
-        ttft = time.perf_counter() - started
-        if thread is None:
-            thread = await self.store.create_thread(user_id=user.sub, module_id=module_id)
-        return Turn(user, request, alias, provider, thread, first, stream, started, ttft)
+                return await anext(stream), stream
+        except BaseException:
+            await _close(stream)
+            raise
 
     async def stream_turn(self, turn: Turn) -> AsyncGenerator[bytes, None]:
         """The SSE body: thread, deltas, then `done` (or `error`); always recorded and billed."""
@@ -138,6 +195,7 @@ class ChatService:
         finally:
             turn.latency = time.perf_counter() - turn.started
             await _close(turn.rest)
+            self._in_background(self.streams.release(turn.user.sub, turn.lease))
             self._in_background(self._record(turn, status))
 
     def _in_background(self, coro: Coroutine[Any, Any, None]) -> None:
@@ -148,8 +206,13 @@ class ChatService:
     async def _record(self, turn: Turn, status: TurnStatus) -> None:
         """Store the turn and publish its usage event (outside the request's cancellation)."""
         completion = turn.completion
+        # A turn cut short has no usage from the provider: estimate what it cost.
         output_tokens = completion.output_tokens if completion else len(turn.text)
-        input_tokens = completion.input_tokens if completion else 0
+        input_tokens = (
+            completion.input_tokens
+            if completion
+            else estimate_tokens(m.content for m in turn.request.messages)
+        )
         model = completion.model if completion else turn.provider.model
         try:
             await self.store.record_turn(
@@ -185,10 +248,46 @@ class ChatService:
         except Exception:
             log.exception("could not publish usage event %s", event.event_id)
 
+    async def list_threads(
+        self,
+        viewer: TokenClaims,
+        *,
+        user_id: str | None,
+        module_id: str | None,
+        page: PageParams,
+    ) -> Page[ThreadOut]:
+        """Trainees see their own threads; managers may look at anyone's, by user or module."""
+        if viewer.lvl < AccessLevel.MANAGER:
+            if user_id not in (None, viewer.sub):
+                raise Forbidden("Only managers can see other users' threads")
+            user_id = viewer.sub
+        elif user_id is None and module_id is None:
+            user_id = viewer.sub
+        threads, total = await self.store.list_threads(
+            user_id=user_id, module_id=module_id, skip=page.skip, limit=page.page_size
+        )
+        return Page.of([ThreadOut.model_validate(t.model_dump()) for t in threads], page, total)
+
+    async def transcript(self, viewer: TokenClaims, thread_id: str) -> Transcript:
+        owner = None if viewer.lvl >= AccessLevel.MANAGER else viewer.sub
+        thread = await self.store.thread_of(thread_id, owner)
+        if thread is None:
+            raise NotFound("Thread not found")
+        messages = await self.store.messages(thread_id)
+        return Transcript(
+            **thread.model_dump(),
+            messages=[TranscriptMessage.model_validate(m.model_dump()) for m in messages],
+        )
+
     async def drain(self) -> None:
         """Wait for turns still being recorded (on shutdown)."""
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
+
+
+def estimate_tokens(texts: Iterable[str]) -> int:
+    """About four characters a token, as both vendors document for English."""
+    return max(1, sum(len(t) for t in texts) // 4)
 
 
 async def _close(stream: AsyncIterator[StreamItem]) -> None:

@@ -31,6 +31,13 @@ class TurnRecord(BaseModel):
     status: str
 
 
+class MessageRecord(BaseModel):
+    role: str
+    content: str
+    created_at: datetime
+    usage: dict[str, Any] | None = None
+
+
 def _thread(doc: dict[str, Any]) -> ThreadRecord:
     return ThreadRecord(id=doc["_id"], **{k: v for k, v in doc.items() if k != "_id"})
 
@@ -57,10 +64,40 @@ class ChatStore:
         await self._threads.insert_one(doc)
         return _thread(doc)
 
-    async def thread_of(self, thread_id: str, user_id: str) -> ThreadRecord | None:
-        """The thread, only if it belongs to this user."""
-        doc = await self._threads.find_one({"_id": thread_id, "user_id": user_id})
+    async def thread_of(self, thread_id: str, user_id: str | None) -> ThreadRecord | None:
+        """The thread; with `user_id`, only if it belongs to that user."""
+        query: dict[str, Any] = {"_id": thread_id}
+        if user_id is not None:
+            query["user_id"] = user_id
+        doc = await self._threads.find_one(query)
         return _thread(doc) if doc else None
+
+    async def list_threads(
+        self, *, user_id: str | None, module_id: str | None, skip: int, limit: int
+    ) -> tuple[list[ThreadRecord], int]:
+        query = {k: v for k, v in (("user_id", user_id), ("module_id", module_id)) if v is not None}
+        total = await self._threads.count_documents(query)
+        cursor = (
+            self._threads.find(query)
+            .sort([("updated_at", DESCENDING), ("_id", ASCENDING)])
+            .skip(skip)
+            .limit(limit)
+        )
+        return [_thread(doc) async for doc in cursor], total
+
+    async def messages(self, thread_id: str) -> list[MessageRecord]:
+        cursor = self._messages.find({"thread_id": thread_id}).sort(
+            [("created_at", ASCENDING), ("seq", ASCENDING)]
+        )
+        return [
+            MessageRecord(
+                role=doc["role"],
+                content=doc["content"],
+                created_at=doc["created_at"],
+                usage=doc.get("usage"),
+            )
+            async for doc in cursor
+        ]
 
     async def record_turn(self, turn: TurnRecord) -> None:
         now = utcnow()
@@ -77,12 +114,14 @@ class ChatStore:
             [
                 {
                     "thread_id": turn.thread_id,
+                    "seq": 0,
                     "role": "user",
                     "content": turn.user_content,
                     "created_at": now,
                 },
                 {
                     "thread_id": turn.thread_id,
+                    "seq": 1,
                     "role": "assistant",
                     "content": turn.assistant_content,
                     "created_at": now,

@@ -7,6 +7,7 @@ from fastapi import FastAPI
 
 from modules.api import router
 from modules.config import ModulesSettings
+from modules.service import ModulesService
 from modules.store import ModulesStore
 
 
@@ -17,8 +18,9 @@ def create_app(settings: ModulesSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with open_resources(settings) as resources:
             app.state.user_state = resources.user_state_from_auth(settings)
-            app.state.store = ModulesStore(resources.mongo, settings.mongodb_db)
-            await app.state.store.ensure_indexes()
+            store = ModulesStore(resources.mongo, settings.mongodb_db)
+            await store.ensure_indexes()
+            app.state.modules_service = ModulesService(store, resources.bus)
             yield
 
     return create_service_app(

@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 
 def _not_blank(value: str) -> str:
@@ -30,3 +30,21 @@ class ModuleOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     deleted_at: datetime | None = None
+
+
+class ModuleUpdate(BaseModel):
+    """A partial update: only the fields sent are changed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: Title | None = None
+    system_prompt: SystemPrompt | None = None
+
+    @model_validator(mode="after")
+    def _something_to_change(self) -> "ModuleUpdate":
+        sent = self.model_dump(exclude_unset=True)
+        if not sent:
+            raise ValueError("send at least one of title, system_prompt")
+        if any(value is None for value in sent.values()):
+            raise ValueError("title and system_prompt cannot be null")
+        return self

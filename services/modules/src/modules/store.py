@@ -6,7 +6,7 @@ from typing import Any
 from bson import ObjectId
 from bson.errors import InvalidId
 from common.events import utcnow
-from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument
 
 from modules.schemas import ModuleOut
 
@@ -47,6 +47,20 @@ class ModulesStore:
     async def get(self, module_id: str) -> ModuleOut | None:
         oid = _oid(module_id)
         doc = await self._modules.find_one({"_id": oid}) if oid else None
+        return _module(doc) if doc else None
+
+    async def update_live(
+        self, module_id: str, fields: dict[str, Any], author: str
+    ) -> ModuleOut | None:
+        """Set `fields` on a module that is not deleted; None if there is no such module."""
+        oid = _oid(module_id)
+        if oid is None:
+            return None
+        doc = await self._modules.find_one_and_update(
+            {"_id": oid, "deleted_at": None},
+            {"$set": {**fields, "updated_by": author, "updated_at": utcnow()}},
+            return_document=ReturnDocument.AFTER,
+        )
         return _module(doc) if doc else None
 
     async def list(
