@@ -33,6 +33,7 @@ class Gateway:
             "auth": settings.auth_url.rstrip("/"),
             "modules": settings.modules_url.rstrip("/"),
             "chat": settings.chat_url.rstrip("/"),
+            "usage": settings.usage_url.rstrip("/"),
         }
         self.proxy = Proxy(
             pool_size=settings.upstream_pool_size,

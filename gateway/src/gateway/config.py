@@ -10,6 +10,7 @@ class GatewaySettings(ServiceSettings):
     auth_url: str = "http://127.0.0.1:8101"
     modules_url: str = "http://127.0.0.1:8102"
     chat_url: str = "http://127.0.0.1:8103"
+    usage_url: str = "http://127.0.0.1:8104"
 
     # Served under e.g. "/dev" or "/prod" when set.
     stage_prefix: str = ""

@@ -14,6 +14,7 @@ ROUTES = (
     Route("/module/", "modules"),
     Route("/stream_chat", "chat"),
     Route("/chat/", "chat"),
+    Route("/usage/", "usage"),
 )
 
 PUBLIC = frozenset({("POST", "/user/signup"), ("POST", "/user/signin")})

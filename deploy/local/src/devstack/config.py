@@ -36,6 +36,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("auth", "auth.main:create_app", "AUTH_PORT", 8101, "AUTH_URL"),
     ServiceSpec("modules", "modules.main:create_app", "MODULES_PORT", 8102, "MODULES_URL"),
     ServiceSpec("chat", "chat.main:create_app", "CHAT_PORT", 8103, "CHAT_URL"),
+    ServiceSpec("usage", "usage.main:create_app", "USAGE_PORT", 8104, "USAGE_URL"),
     ServiceSpec("gateway", "gateway.main:create_app", "GATEWAY_PORT", 8000),
 )
 

@@ -35,6 +35,7 @@ PORTS = {
         "AUTH_PORT": 18101,
         "MODULES_PORT": 18102,
         "CHAT_PORT": 18103,
+        "USAGE_PORT": 18104,
         "FAKE_UPSTREAM_PORT": 18199,
         "MONGODB_PORT": 27217,
         "REDIS_PORT": 16379,
@@ -56,8 +57,21 @@ class Stack:
     rabbitmq_url: str
     mongodb_url: str
     redis_url: str
+    state_dir: str
     jwt_secret: str = JWT_SECRET
     events_exchange: str = "roleplay.events"
+
+    async def rabbitmq(self, action: str) -> None:
+        """`stop_app` / `start_app` the test stack's broker: its port closes and every client
+        is disconnected, as in an outage, while the node (and its data) stays."""
+        port = PORTS["RABBITMQ_PORT"]
+        env = {**os.environ, "HOME": f"{self.state_dir}/rabbitmq"}
+        proc = await asyncio.create_subprocess_exec(
+            "/usr/lib/rabbitmq/bin/rabbitmqctl", "-n", f"rp{port}@localhost", action,
+            env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        out, _ = await proc.communicate()
+        assert proc.returncode == 0, out.decode()
 
     def service(self, name: str) -> str:
         """A service's own address, to check it re-verifies tokens without the gateway."""
@@ -108,6 +122,7 @@ def stack() -> Iterator[Stack]:
                     rabbitmq_url=f"amqp://guest:guest@127.0.0.1:{PORTS['RABBITMQ_PORT']}/",
                     mongodb_url=f"mongodb://127.0.0.1:{PORTS['MONGODB_PORT']}",
                     redis_url=f"redis://127.0.0.1:{PORTS['REDIS_PORT']}/0",
+                    state_dir=state_dir,
                 )
             finally:
                 proc.terminate()

@@ -6,9 +6,11 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from common.errors import install_error_handlers
+from common.resources import readiness
 from common.settings import ServiceSettings
 
 
@@ -83,7 +85,21 @@ def create_service_app(
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
+        """The process is alive."""
         return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz(request: Request) -> JSONResponse:
+        """MongoDB, Redis and RabbitMQ are reachable (503 names what is not)."""
+        resources = getattr(request.app.state, "resources", None)
+        if resources is None:
+            return JSONResponse({"detail": "starting"}, status_code=503)
+        checks = await readiness(resources)
+        down = sorted(name for name, state in checks.items() if state != "ok")
+        if down:
+            body = {"detail": f"cannot reach {', '.join(down)}", "checks": checks}
+            return JSONResponse(body, status_code=503)
+        return JSONResponse({"status": "ready", "checks": checks})
 
     for router in routers:
         app.include_router(router)

@@ -19,7 +19,7 @@ def build_service(settings: AuthSettings, resources: Resources) -> AuthService:
         settings=settings,
         redis=resources.redis,
         user_state=UserStateCache(resources.redis, store.level_of),
-        bus=resources.bus,
+        outbox=resources.outbox,
     )
 
 
@@ -38,6 +38,7 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
                     reset=False,
                 )
             app.state.auth_service = service
+            app.state.resources = resources
             app.state.user_state = service.user_state
             yield
 

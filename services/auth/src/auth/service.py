@@ -3,10 +3,10 @@
 import logging
 
 from common.access import AccessLevel
-from common.bus import EventBus
 from common.errors import Forbidden, TooManyRequests
 from common.events import Event, UserDeleted, UserUpdated
 from common.jwt import TokenClaims, issue_token
+from common.outbox import Outbox
 from common.pagination import Page, PageParams
 from common.ratelimit import RateLimiter
 from common.userstate import UserStateCache
@@ -51,13 +51,13 @@ class AuthService:
         settings: AuthSettings,
         redis: Redis,
         user_state: UserStateCache,
-        bus: EventBus,
+        outbox: Outbox,
     ):
         self.store = store
         self.settings = settings
         self.redis = redis
         self.user_state = user_state
-        self.bus = bus
+        self.outbox = outbox
         self.signin_failures = RateLimiter(redis, "signin-failures")
 
     # sign-up and sign-in
@@ -177,10 +177,7 @@ class AuthService:
             event = UserDeleted(user_id=user.id, email=user.email)
         else:
             event = UserUpdated(user_id=user.id, email=user.email, access_level=user.access_level)
-        try:
-            await self.bus.publish(event)
-        except Exception:
-            log.exception("could not publish %s for user %s", event.routing_key, user.id)
+        await self.outbox.publish(event)
 
     # allowlist
 

@@ -57,10 +57,11 @@ def create_app(settings: ChatSettings | None = None) -> FastAPI:
                 llm=llm,
                 modules=modules,
                 store=store,
-                bus=resources.bus,
+                outbox=resources.outbox,
                 redis=resources.redis,
             )
             app.state.chat_service = service
+            app.state.resources = resources
             try:
                 yield
             finally:

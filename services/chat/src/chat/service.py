@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from common.access import AccessLevel
-from common.bus import EventBus
 from common.errors import BadRequest, Forbidden, NotFound, TooManyRequests
 from common.events import ChatUsageRecorded, TurnStatus
 from common.jwt import TokenClaims
+from common.outbox import Outbox
 from common.pagination import Page, PageParams
 from common.ratelimit import ConcurrencyLimiter, RateLimiter
 from common.sse import encode_event
@@ -44,6 +44,7 @@ class Turn:
     text: list[str] = field(default_factory=list)
     completion: Completion | None = None
     latency: float = 0.0
+    usage: ChatUsageRecorded | None = None
 
 
 class ChatService:
@@ -55,7 +56,7 @@ class ChatService:
         llm: LLMClients,
         modules: ModulesClient,
         store: ChatStore,
-        bus: EventBus,
+        outbox: Outbox,
         redis: Redis,
     ):
         self.settings = settings
@@ -63,7 +64,7 @@ class ChatService:
         self.llm = llm
         self.modules = modules
         self.store = store
-        self.bus = bus
+        self.outbox = outbox
         self.requests = RateLimiter(redis, "chat-requests")
         self.streams = ConcurrencyLimiter(
             redis, "chat-streams", lease_s=settings.chat_stream_lease_s
@@ -172,48 +173,70 @@ class ChatService:
                     item = await anext(turn.rest)
                 except StopAsyncIteration:
                     break
-            completion = turn.completion
+            status = "completed"
+            usage = self._usage(turn, status)
+            # Stored before the client sees `done`: a finished turn is never left unbilled.
+            await self.outbox.publish(usage)
             yield encode_event(
                 "done",
                 {
                     "thread_id": turn.thread.id,
-                    "model": completion.model if completion else turn.provider.model,
-                    "finish_reason": completion.finish_reason if completion else None,
+                    "model": usage.model,
+                    "finish_reason": turn.completion.finish_reason if turn.completion else None,
                     "usage": {
-                        "input_tokens": completion.input_tokens if completion else 0,
-                        "output_tokens": completion.output_tokens if completion else 0,
+                        "input_tokens": usage.input_tokens,
+                        "output_tokens": usage.output_tokens,
                     },
                 },
             )
-            status = "completed"
         except (asyncio.CancelledError, GeneratorExit):
-            status = "cancelled"
+            if status != "completed":
+                status = "cancelled"
             raise
         except Exception as exc:
             log.warning("provider %s failed mid-stream: %r", turn.alias, exc)
             yield encode_event("error", {"detail": provider_error(exc).detail})
         finally:
-            turn.latency = time.perf_counter() - turn.started
             await _close(turn.rest)
-            self._in_background(self.streams.release(turn.user.sub, turn.lease))
-            self._in_background(self._record(turn, status))
+            self._in_background(self._finish(turn, status))
 
     def _in_background(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run outside the request, so a client that goes away cannot cancel the book-keeping."""
         task = asyncio.create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _record(self, turn: Turn, status: TurnStatus) -> None:
-        """Store the turn and publish its usage event (outside the request's cancellation)."""
-        completion = turn.completion
-        # A turn cut short has no usage from the provider: estimate what it cost.
-        output_tokens = completion.output_tokens if completion else len(turn.text)
-        input_tokens = (
-            completion.input_tokens
-            if completion
-            else estimate_tokens(m.content for m in turn.request.messages)
-        )
-        model = completion.model if completion else turn.provider.model
+    def _usage(self, turn: Turn, status: TurnStatus) -> ChatUsageRecorded:
+        if turn.usage is None:
+            turn.latency = time.perf_counter() - turn.started
+            completion = turn.completion
+            # A turn cut short has no usage from the provider: estimate what it cost.
+            turn.usage = ChatUsageRecorded(
+                user_id=turn.user.sub,
+                module_id=turn.thread.module_id,
+                thread_id=turn.thread.id,
+                provider=turn.alias,
+                vendor=turn.provider.vendor,
+                model=completion.model if completion else turn.provider.model,
+                input_tokens=(
+                    completion.input_tokens
+                    if completion
+                    else estimate_tokens(m.content for m in turn.request.messages)
+                ),
+                output_tokens=completion.output_tokens if completion else len(turn.text),
+                ttft_ms=round(turn.ttft * 1000, 3),
+                latency_ms=round(turn.latency * 1000, 3),
+                status=status,
+            )
+        return turn.usage
+
+    async def _finish(self, turn: Turn, status: TurnStatus) -> None:
+        """Give the stream lease back, store the transcript, bill a turn that ended early."""
+        await self.streams.release(turn.user.sub, turn.lease)
+        if turn.usage is None:
+            await self.outbox.publish(self._usage(turn, status))
+        usage = turn.usage
+        assert usage is not None
         try:
             await self.store.record_turn(
                 TurnRecord(
@@ -221,32 +244,15 @@ class ChatService:
                     user_content=turn.request.messages[-1].content,
                     assistant_content="".join(turn.text),
                     provider=turn.alias,
-                    model=model,
-                    input_tokens=input_tokens,
-                    output_tokens=output_tokens,
-                    finish_reason=completion.finish_reason if completion else None,
-                    status=status,
+                    model=usage.model,
+                    input_tokens=usage.input_tokens,
+                    output_tokens=usage.output_tokens,
+                    finish_reason=turn.completion.finish_reason if turn.completion else None,
+                    status=usage.status,
                 )
             )
         except Exception:
-            log.exception("could not store turn of thread %s", turn.thread.id)
-        event = ChatUsageRecorded(
-            user_id=turn.user.sub,
-            module_id=turn.thread.module_id,
-            thread_id=turn.thread.id,
-            provider=turn.alias,
-            vendor=turn.provider.vendor,
-            model=model,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            ttft_ms=round(turn.ttft * 1000, 3),
-            latency_ms=round(turn.latency * 1000, 3),
-            status=status,
-        )
-        try:
-            await self.bus.publish(event)
-        except Exception:
-            log.exception("could not publish usage event %s", event.event_id)
+            log.exception("could not store the transcript of thread %s", turn.thread.id)
 
     async def list_threads(
         self,

@@ -20,7 +20,8 @@ def create_app(settings: ModulesSettings | None = None) -> FastAPI:
             app.state.user_state = resources.user_state_from_auth(settings)
             store = ModulesStore(resources.mongo, settings.mongodb_db)
             await store.ensure_indexes()
-            app.state.modules_service = ModulesService(store, resources.bus)
+            app.state.modules_service = ModulesService(store, resources.outbox)
+            app.state.resources = resources
             yield
 
     return create_service_app(

@@ -4,10 +4,10 @@ import logging
 from typing import Any
 
 from common.access import AccessLevel
-from common.bus import EventBus
 from common.errors import Forbidden, NotFound
 from common.events import Event, ModuleDeleted, ModuleUpdated, utcnow
 from common.jwt import TokenClaims
+from common.outbox import Outbox
 from common.pagination import Page, PageParams
 
 from modules.schemas import ModuleCreate, ModuleOut, ModuleUpdate
@@ -21,9 +21,9 @@ class ModuleNotFound(NotFound):
 
 
 class ModulesService:
-    def __init__(self, store: ModulesStore, bus: EventBus):
+    def __init__(self, store: ModulesStore, outbox: Outbox):
         self.store = store
-        self.bus = bus
+        self.outbox = outbox
 
     async def list(
         self, user: TokenClaims, *, include_deleted: bool, search: str | None, page: PageParams
@@ -76,8 +76,5 @@ class ModulesService:
         return deleted
 
     async def _publish(self, event: Event) -> None:
-        """Published after the write it announces; a broker outage is reported, not fatal."""
-        try:
-            await self.bus.publish(event)
-        except Exception:
-            log.exception("could not publish %s %s", event.routing_key, event.event_id)
+        """After the write it announces; kept in the outbox while the broker is away."""
+        await self.outbox.publish(event)

@@ -1,0 +1,124 @@
+"""Events are never lost: each is written to the service's own `outbox` collection first,
+then published; a relay publishes whatever is still there once the broker is back.
+
+Delivery is at least once (a crash between the broker's confirm and the delete sends an
+event again), so consumers are idempotent on `event_id`.
+"""
+
+import asyncio
+import contextlib
+import logging
+from datetime import timedelta
+from typing import Any
+
+from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument
+
+from common.bus import EventBus
+from common.events import Event, utcnow
+
+log = logging.getLogger(__name__)
+
+
+class Outbox:
+    def __init__(
+        self,
+        client: AsyncMongoClient[dict[str, Any]],
+        db_name: str,
+        bus: EventBus,
+        *,
+        claim_s: float = 10.0,
+        relay_interval_s: float = 1.0,
+    ):
+        self._outbox = client[db_name]["outbox"]
+        self._bus = bus
+        self._claim = timedelta(seconds=claim_s)
+        self._interval = relay_interval_s
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._relay: asyncio.Task[None] | None = None
+
+    async def ensure_indexes(self) -> None:
+        await self._outbox.create_index([("next_attempt_at", ASCENDING)])
+
+    async def publish(self, event: Event) -> None:
+        """Store the event durably, then deliver it in the background.
+
+        When this returns, the event survives a crash of this process. If MongoDB is down
+        too, the event is published directly; only if both fail is it logged as lost.
+        """
+        body = event.model_dump_json()
+        try:
+            await self._outbox.insert_one(
+                {
+                    "_id": event.event_id,
+                    "routing_key": event.routing_key,
+                    "body": body,
+                    "created_at": utcnow(),
+                    # Not the relay's until the direct attempt below has had its chance.
+                    "next_attempt_at": utcnow() + self._claim,
+                    "attempts": 0,
+                }
+            )
+        except Exception as exc:
+            log.warning("outbox unavailable (%s); publishing %s directly", exc, event.event_id)
+            try:
+                await self._bus.publish(event)
+            except Exception:
+                log.error("EVENT LOST %s %s: %s", event.routing_key, event.event_id, body)
+            return
+        task = asyncio.create_task(self._deliver(event.event_id, event.routing_key, body))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _deliver(self, event_id: str, routing_key: str, body: str) -> bool:
+        try:
+            await self._bus.publish_raw(routing_key, body.encode(), event_id)
+        except Exception as exc:
+            log.warning("event %s stays in the outbox: %s", event_id, exc)
+            return False
+        await self._outbox.delete_one({"_id": event_id})
+        return True
+
+    async def relay_once(self) -> int:
+        """Publish every due event; returns how many were delivered."""
+        delivered = 0
+        while self._bus.connected:
+            now = utcnow()
+            doc = await self._outbox.find_one_and_update(
+                {"next_attempt_at": {"$lte": now}},
+                {"$set": {"next_attempt_at": now + self._claim}, "$inc": {"attempts": 1}},
+                sort=[("next_attempt_at", ASCENDING)],
+                return_document=ReturnDocument.AFTER,
+            )
+            if doc is None:
+                break
+            if not await self._deliver(doc["_id"], doc["routing_key"], doc["body"]):
+                break
+            delivered += 1
+        return delivered
+
+    async def depth(self) -> int:
+        return await self._outbox.count_documents({})
+
+    def start(self) -> None:
+        self._relay = asyncio.create_task(self._relay_forever())
+
+    async def _relay_forever(self) -> None:
+        while True:
+            try:
+                delivered = await self.relay_once()
+                if delivered:
+                    log.info("relayed %d events from the outbox", delivered)
+            except Exception as exc:
+                log.warning("outbox relay: %s", exc)
+            await asyncio.sleep(self._interval)
+
+    async def stop(self, flush_s: float = 5.0) -> None:
+        """Finish deliveries under way and flush what is due (bounded); the rest stays stored."""
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.relay_once(), flush_s)
+        if self._relay is not None:
+            self._relay.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._relay
