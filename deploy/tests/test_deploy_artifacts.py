@@ -47,7 +47,7 @@ def members() -> dict[str, Any]:
 
 def test_dockerfile_targets_and_runtime_settings(stages, compose, members) -> None:
     targets = v.compose_targets(compose)
-    assert {"gateway", "auth", "modules", "chat", "fake-upstream", "tests"} <= set(targets)
+    assert {"gateway", "auth", "modules", "chat", "usage", "fake-upstream", "tests"} <= set(targets)
     assert v.check_dockerfile(stages, targets, root=ROOT, members=members) == []
 
 
@@ -57,6 +57,7 @@ def test_dockerfile_service_commands(stages) -> None:
         ("auth", "auth.main"),
         ("modules", "modules.main"),
         ("chat", "chat.main"),
+        ("usage", "usage.main"),
     ):
         cmd = v.last_instruction(v.stage_chain(stages, target), "CMD").exec_form()
         assert cmd == [
@@ -150,6 +151,10 @@ def test_compose_structure(compose, stages) -> None:
     assert [name for name, s in services.items() if s.get("ports")] == ["gateway"]
     assert services["gateway"]["ports"] == ["${GATEWAY_PORT:-8000}:8000"]
     assert services["chat"]["build"]["target"] == "chat"
+    assert services["usage"]["build"]["target"] == "usage"
+    assert services["gateway"]["environment"]["USAGE_URL"] == "http://usage:8000"
+    for name in ("auth", "modules", "chat", "usage", "gateway"):
+        assert services[name]["environment"]["AUTH_URL"] == "http://auth:8000"
     assert services["tests"]["profiles"] == ["test"]
 
 
@@ -164,6 +169,10 @@ def test_compose_check_catches_mistakes(compose, stages) -> None:
     services["gateway"]["environment"]["AUTH_URL"] = "http://auht:8000"
     services["redis"]["image"] = "redis"
     del services["chat"]["environment"]["OPENAI_BASE_URL"]
+    del services["gateway"]["depends_on"]["usage"]
+    services["usage"]["environment"] = {
+        k: val for k, val in services["usage"]["environment"].items() if k != "USAGE_URL"
+    }
     problems = "\n".join(v.check_compose(bad, stages, root=ROOT))
     for expected in (
         "compose service chat: publishes ports; only the gateway may",
@@ -175,6 +184,8 @@ def test_compose_check_catches_mistakes(compose, stages) -> None:
         "AUTH_URL points at 'auht', not a compose service",
         "image 'redis' is not pinned",
         "OPENAI_BASE_URL does not default to the fake upstream",
+        "compose service gateway: does not wait for usage",
+        "compose service usage: USAGE_URL is not set",
     ):
         assert expected in problems
 
@@ -229,6 +240,11 @@ def test_k8s_check_catches_mistakes(tmp_path: Path) -> None:
     container["env"][0]["valueFrom"]["secretKeyRef"]["key"] = "NO_SUCH_KEY"
     docs = [d for d in docs if d["kind"] != "PodDisruptionBudget"]
     (k8s / "chat.yaml").write_text(yaml.safe_dump_all(docs))
+    config = yaml.safe_load((k8s / "configmap.yaml").read_text())
+    del config["data"]["USAGE_URL"]
+    config["data"]["AUTH_URL"] = "http://authn:8000"
+    (k8s / "configmap.yaml").write_text(yaml.safe_dump(config))
+    (k8s / "usage.yaml").unlink()
     (k8s / "stray.yaml").write_text((k8s / "namespace.yaml").read_text())
     problems = "\n".join(v.check_k8s(k8s, versions=("1.31",)))
     for expected in (
@@ -241,6 +257,10 @@ def test_k8s_check_catches_mistakes(tmp_path: Path) -> None:
         "refers to missing roleplay-secrets/NO_SUCH_KEY",
         "no PodDisruptionBudget selects the chat pods",
         "stray.yaml is not listed in resources",
+        "kustomization: resource usage.yaml does not exist",
+        "no Deployment usage",
+        "Deployment/gateway container gateway: USAGE_URL is not set",
+        "Deployment/chat container chat: AUTH_URL points at 'authn', not a Service",
     ):
         assert expected in problems
 

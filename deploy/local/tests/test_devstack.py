@@ -29,6 +29,7 @@ _CONFIG_VARS = (
     "MONGODB_URL", "REDIS_URL", "RABBITMQ_URL", "MONGODB_PORT", "REDIS_PORT", "RABBITMQ_PORT",
     "OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_BASE_URL",
     "FAKE_UPSTREAM_PORT", "FAKE_UPSTREAM_URL", "AUTH_PORT", "MODULES_PORT", "CHAT_PORT",
+    "USAGE_PORT", "USAGE_URL",
     "GATEWAY_PORT", "AUTH_URL", "MODULES_URL", "CHAT_URL", "APP_ENV", "JWT_SECRET_KEY",
     "BOOTSTRAP_ADMIN_EMAIL", "BOOTSTRAP_ADMIN_PASSWORD", "STATE_DIR", "ERL_EPMD_PORT",
 )  # fmt: skip
@@ -77,11 +78,12 @@ def test_config_defaults(tmp_path: Path) -> None:
     assert f["REDIS_URL"] == "redis://127.0.0.1:6379/0"
     assert f["RABBITMQ_URL"] == "amqp://guest:guest@127.0.0.1:5672/"
     assert [(s.name, s.port) for s in c.services] == [
-        ("auth", 8101), ("modules", 8102), ("chat", 8103), ("gateway", 8000),
+        ("auth", 8101), ("modules", 8102), ("chat", 8103), ("usage", 8104), ("gateway", 8000),
     ]  # fmt: skip
     assert f["AUTH_URL"] == "http://127.0.0.1:8101"
     assert f["MODULES_URL"] == "http://127.0.0.1:8102"
     assert f["CHAT_URL"] == "http://127.0.0.1:8103"
+    assert f["USAGE_URL"] == "http://127.0.0.1:8104"
     assert c.gateway_url == "http://127.0.0.1:8000"
     assert c.fake_upstream_port == 8199
     assert f["FAKE_UPSTREAM_URL"] == "http://127.0.0.1:8199"
@@ -187,7 +189,7 @@ def test_bad_ports_are_config_errors(tmp_path: Path, bad: dict[str, str]) -> Non
 def test_service_table() -> None:
     assert [s.app for s in SERVICES] == [
         "auth.main:create_app", "modules.main:create_app", "chat.main:create_app",
-        "gateway.main:create_app",
+        "usage.main:create_app", "gateway.main:create_app",
     ]  # fmt: skip
     assert SERVICES[-1].name == "gateway"
 
@@ -515,6 +517,7 @@ async def test_cli_runs_the_whole_stack(tmp_path: Path) -> None:
         "MONGODB_PORT": free_port(), "REDIS_PORT": free_port(), "RABBITMQ_PORT": rabbit_port(),
         "FAKE_UPSTREAM_PORT": free_port(), "AUTH_PORT": free_port(),
         "MODULES_PORT": free_port(), "CHAT_PORT": free_port(), "GATEWAY_PORT": free_port(),
+        "USAGE_PORT": free_port(),
     }  # fmt: skip
     env = clean_env(STATE_DIR=str(tmp_path), **{k: str(v) for k, v in ports.items()})
     proc = await asyncio.create_subprocess_exec(
@@ -527,7 +530,7 @@ async def test_cli_runs_the_whole_stack(tmp_path: Path) -> None:
         ready = await la.wait_for("READY", limit=600)
         assert ready == f"READY gateway=http://127.0.0.1:{ports['GATEWAY_PORT']}", la.output
         async with httpx.AsyncClient(trust_env=False) as client:
-            for var in ("AUTH_PORT", "MODULES_PORT", "CHAT_PORT", "GATEWAY_PORT"):
+            for var in ("AUTH_PORT", "MODULES_PORT", "CHAT_PORT", "USAGE_PORT", "GATEWAY_PORT"):
                 response = await client.get(f"http://127.0.0.1:{ports[var]}/healthz")
                 assert response.status_code == 200, var
         proc.send_signal(signal.SIGTERM)

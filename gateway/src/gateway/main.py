@@ -1,4 +1,4 @@
-from common.web import configure_logging
+from common.observability import Observability, configure_logging
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
 
@@ -8,8 +8,10 @@ from gateway.config import GatewaySettings
 
 def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
     settings = settings or GatewaySettings()
-    configure_logging()
-    app: ASGIApp = Gateway(settings)
+    configure_logging(settings.service_name, settings.log_level, settings.log_format)
+    app: ASGIApp = Observability(
+        Gateway(settings), service=settings.service_name, access_log=settings.access_log
+    )
     if settings.cors_origins:
         app = CORSMiddleware(
             app,

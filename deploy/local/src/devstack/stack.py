@@ -105,7 +105,10 @@ class Stack:
         argv = [
             self.config.python, "-m", "uvicorn", svc.spec.app, "--factory",
             "--host", HOST, "--port", str(svc.port), "--no-access-log",
-            "--timeout-graceful-shutdown", "5", *uvicorn_speedups(),
+            # Streams in flight get this long to finish on Ctrl-C (short: it is a dev stack).
+            "--timeout-graceful-shutdown",
+            self.config.env.get("UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN", "5"),
+            *uvicorn_speedups(),
         ]  # fmt: skip
         await self._start_http(svc.name, argv, svc.port, svc.spec.port_var, client)
 

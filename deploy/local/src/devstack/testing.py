@@ -73,6 +73,22 @@ class Stack:
         out, _ = await proc.communicate()
         assert proc.returncode == 0, out.decode()
 
+    def service_env(self) -> dict[str, str]:
+        """What a further service process needs to join this stack (e.g. a second chat)."""
+        env = _stack_env(self.state_dir)
+        env.update(
+            MONGODB_URL=self.mongodb_url,
+            REDIS_URL=self.redis_url,
+            RABBITMQ_URL=self.rabbitmq_url,
+            AUTH_URL=self.service("auth"),
+            MODULES_URL=self.service("modules"),
+            OPENAI_BASE_URL=f"{self.fake_upstream}/v1",
+            OPENAI_API_KEY="fake-dev-key",
+            ANTHROPIC_BASE_URL=self.fake_upstream,
+            ANTHROPIC_API_KEY="fake-dev-key",
+        )
+        return env
+
     def service(self, name: str) -> str:
         """A service's own address, to check it re-verifies tokens without the gateway."""
         return f"http://127.0.0.1:{PORTS[name.upper() + '_PORT']}"

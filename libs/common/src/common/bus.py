@@ -18,10 +18,19 @@ from aio_pika.abc import (
     AbstractRobustChannel,
     AbstractRobustConnection,
 )
+from prometheus_client import Counter
 
 from common.events import Event
 
 log = logging.getLogger(__name__)
+
+PUBLISHED = Counter("events_published_total", "Events confirmed by the broker", ["routing_key"])
+PUBLISH_FAILED = Counter(
+    "events_publish_failed_total", "Publishes the broker did not confirm", ["routing_key"]
+)
+CONSUMED = Counter(
+    "events_consumed_total", "Messages handled, by outcome", ["routing_key", "outcome"]
+)
 
 #: Handles one message: (routing key, body). Raise `PoisonMessage` to dead-letter it.
 Handler = Callable[[str, bytes], Awaitable[None]]
@@ -108,6 +117,7 @@ class EventBus:
     async def publish_raw(self, routing_key: str, body: bytes, message_id: str) -> None:
         """Publish and wait for the broker's confirm; raises if it does not confirm."""
         if not self.connected or self._exchange is None:
+            PUBLISH_FAILED.labels(routing_key).inc()
             raise BrokerUnavailable("not connected to RabbitMQ")
         message = aio_pika.Message(
             body=body,
@@ -116,7 +126,12 @@ class EventBus:
             message_id=message_id,
             type=routing_key,
         )
-        await self._exchange.publish(message, routing_key=routing_key, timeout=self._timeout)
+        try:
+            await self._exchange.publish(message, routing_key=routing_key, timeout=self._timeout)
+        except Exception:
+            PUBLISH_FAILED.labels(routing_key).inc()
+            raise
+        PUBLISHED.labels(routing_key).inc()
 
     async def consume(
         self,
@@ -170,16 +185,20 @@ class EventBus:
 
     def _wrap(self, handler: Handler) -> Callable[[AbstractIncomingMessage], Awaitable[None]]:
         async def on_message(message: AbstractIncomingMessage) -> None:
+            key = message.routing_key or ""
             try:
-                await handler(message.routing_key or "", message.body)
+                await handler(key, message.body)
             except PoisonMessage as exc:
+                CONSUMED.labels(key, "dead-lettered").inc()
                 log.error("dead-lettering message %s: %s", message.message_id, exc)
                 await message.reject(requeue=False)
             except Exception:
+                CONSUMED.labels(key, "retried").inc()
                 log.exception("handling message %s failed; it will be retried", message.message_id)
                 await asyncio.sleep(self._retry_delay)
                 await message.nack(requeue=True)
             else:
+                CONSUMED.labels(key, "handled").inc()
                 await message.ack()
 
         return on_message

@@ -6,6 +6,8 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from common.context import request_id
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -21,6 +23,8 @@ class Event(BaseModel):
     event_id: str = Field(default_factory=lambda: uuid.uuid4().hex)
     occurred_at: datetime = Field(default_factory=utcnow)
     version: int = 1
+    # The request that caused the event, so one chat turn can be followed across processes.
+    request_id: str | None = Field(default_factory=request_id.get)
 
 
 TurnStatus = Literal["completed", "cancelled", "failed"]

@@ -11,12 +11,15 @@ import logging
 from datetime import timedelta
 from typing import Any
 
+from prometheus_client import Gauge
 from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument
 
 from common.bus import EventBus
 from common.events import Event, utcnow
 
 log = logging.getLogger(__name__)
+
+DEPTH = Gauge("outbox_depth", "Events stored and not yet confirmed by the broker")
 
 
 class Outbox:
@@ -103,13 +106,17 @@ class Outbox:
         self._relay = asyncio.create_task(self._relay_forever())
 
     async def _relay_forever(self) -> None:
+        rounds = 0
         while True:
             try:
                 delivered = await self.relay_once()
                 if delivered:
                     log.info("relayed %d events from the outbox", delivered)
+                if rounds % 5 == 0 or delivered:
+                    DEPTH.set(await self.depth())
             except Exception as exc:
                 log.warning("outbox relay: %s", exc)
+            rounds += 1
             await asyncio.sleep(self._interval)
 
     async def stop(self, flush_s: float = 5.0) -> None:

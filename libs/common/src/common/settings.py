@@ -29,6 +29,9 @@ class ServiceSettings(BaseSettings):
     jwt_ttl_seconds: int = 3600
 
     max_body_bytes: int = 1_000_000
+    log_level: str = "INFO"
+    log_format: Literal["json", "text"] = "json"
+    access_log: bool = True
 
     @model_validator(mode="after")
     def _refuse_weak_secret_outside_dev(self) -> "ServiceSettings":

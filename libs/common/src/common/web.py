@@ -1,15 +1,15 @@
 """The FastAPI app factory every service uses: errors, body limits, health."""
 
-import logging
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from common.errors import install_error_handlers
+from common.observability import Observability, configure_logging, metrics_response
 from common.resources import readiness
 from common.settings import ServiceSettings
 
@@ -62,15 +62,6 @@ async def _send_413(send: Send, limit: int) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def configure_logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # One line per upstream call from the SDKs' HTTP clients is noise on the hot path.
-    for noisy in ("httpx", "httpx2", "aiormq", "aio_pika"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
 def create_service_app(
     settings: ServiceSettings,
     *,
@@ -78,7 +69,7 @@ def create_service_app(
     routers: list[APIRouter],
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[Any]],
 ) -> FastAPI:
-    configure_logging()
+    configure_logging(settings.service_name, settings.log_level, settings.log_format)
     app = FastAPI(title=title, lifespan=lifespan)
     app.state.settings = settings
     install_error_handlers(app)
@@ -101,9 +92,16 @@ def create_service_app(
             return JSONResponse(body, status_code=503)
         return JSONResponse({"status": "ready", "checks": checks})
 
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        """Prometheus metrics of this process."""
+        body, content_type = metrics_response()
+        return Response(body, media_type=content_type)
+
     for router in routers:
         app.include_router(router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(Observability, service=settings.service_name, access_log=settings.access_log)
     return app
 
 

@@ -16,6 +16,7 @@ from common.outbox import Outbox
 from common.pagination import Page, PageParams
 from common.ratelimit import ConcurrencyLimiter, RateLimiter
 from common.sse import encode_event
+from prometheus_client import Counter, Gauge, Histogram
 from redis.asyncio import Redis
 
 from chat.config import ChatSettings, ProviderConfig, Providers
@@ -25,6 +26,16 @@ from chat.schemas import ChatRequest, ThreadOut, Transcript, TranscriptMessage
 from chat.store import ChatStore, ThreadRecord, TurnRecord
 
 log = logging.getLogger(__name__)
+
+IN_FLIGHT = Gauge("chat_streams_in_flight", "Chat streams open right now")
+TTFT = Histogram(
+    "chat_time_to_first_token_seconds",
+    "From calling the provider to its first item",
+    ["provider"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+TOKENS = Counter("chat_tokens_total", "Tokens billed", ["provider", "direction"])
+TURNS = Counter("chat_turns_total", "Chat turns by outcome", ["provider", "status"])
 
 
 @dataclass
@@ -113,6 +124,7 @@ class ChatService:
                 alias, provider, module.system_prompt, request
             )
             ttft = time.perf_counter() - started
+            TTFT.labels(alias).observe(ttft)
             if thread is None:
                 thread = await self.store.create_thread(user_id=user.sub, module_id=module_id)
         except BaseException:
@@ -152,6 +164,7 @@ class ChatService:
     async def stream_turn(self, turn: Turn) -> AsyncGenerator[bytes, None]:
         """The SSE body: thread, deltas, then `done` (or `error`); always recorded and billed."""
         status: TurnStatus = "failed"
+        IN_FLIGHT.inc()
         try:
             yield encode_event(
                 "thread",
@@ -197,6 +210,7 @@ class ChatService:
             log.warning("provider %s failed mid-stream: %r", turn.alias, exc)
             yield encode_event("error", {"detail": provider_error(exc).detail})
         finally:
+            IN_FLIGHT.dec()
             await _close(turn.rest)
             self._in_background(self._finish(turn, status))
 
@@ -237,6 +251,14 @@ class ChatService:
             await self.outbox.publish(self._usage(turn, status))
         usage = turn.usage
         assert usage is not None
+        log.info(
+            "turn %s in thread %s: %s, %d+%d tokens, %.0f ms",
+            usage.event_id, turn.thread.id, usage.status,
+            usage.input_tokens, usage.output_tokens, usage.latency_ms,
+        )  # fmt: skip
+        TURNS.labels(usage.provider, usage.status).inc()
+        TOKENS.labels(usage.provider, "input").inc(usage.input_tokens)
+        TOKENS.labels(usage.provider, "output").inc(usage.output_tokens)
         try:
             await self.store.record_turn(
                 TurnRecord(

@@ -4,14 +4,22 @@ import logging
 from datetime import UTC, date, datetime, time, timedelta
 
 from common.bus import PoisonMessage
+from common.context import request_id
 from common.errors import BadRequest
 from common.events import ChatUsageRecorded
+from prometheus_client import Histogram
 from pydantic import ValidationError
 
 from usage.schemas import GroupBy, UsageRow, UsageSummary
 from usage.store import UsageStore
 
 log = logging.getLogger(__name__)
+
+LAG = Histogram(
+    "usage_consumer_lag_seconds",
+    "From a turn's usage event to its storage here",
+    buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 30, 60, 300, 1800, 3600),
+)
 
 MAX_RANGE_DAYS = 366
 
@@ -26,8 +34,15 @@ class UsageService:
             event = ChatUsageRecorded.model_validate_json(body)
         except ValidationError as exc:
             raise PoisonMessage(f"not a {ChatUsageRecorded.routing_key} event: {exc}") from exc
-        if not await self.store.record(event):
-            log.info("duplicate usage event %s ignored", event.event_id)
+        token = request_id.set(event.request_id)
+        try:
+            if await self.store.record(event):
+                LAG.observe(max(0.0, (datetime.now(UTC) - event.occurred_at).total_seconds()))
+                log.info("usage of turn in thread %s stored", event.thread_id)
+            else:
+                log.info("duplicate usage event %s ignored", event.event_id)
+        finally:
+            request_id.reset(token)
 
     async def summary(
         self,
