@@ -56,6 +56,7 @@ class Turn:
     completion: Completion | None = None
     latency: float = 0.0
     usage: ChatUsageRecorded | None = None
+    settling: "asyncio.Task[ChatUsageRecorded] | None" = None
 
 
 class ChatService:
@@ -126,7 +127,7 @@ class ChatService:
             ttft = time.perf_counter() - started
             TTFT.labels(alias).observe(ttft)
             if thread is None:
-                thread = await self.store.create_thread(user_id=user.sub, module_id=module_id)
+                thread = self.store.new_thread(user_id=user.sub, module_id=module_id)
         except BaseException:
             await self.streams.release(user.sub, lease)
             raise
@@ -187,9 +188,9 @@ class ChatService:
                 except StopAsyncIteration:
                     break
             status = "completed"
-            usage = self._usage(turn, status)
-            # Stored before the client sees `done`: a finished turn is never left unbilled.
-            await self.outbox.publish(usage)
+            # Billed and stored before the client sees `done`: a finished turn is never
+            # left unbilled, and its transcript is there when the client asks for it.
+            usage = await asyncio.shield(self._settle(turn, status))
             yield encode_event(
                 "done",
                 {
@@ -244,13 +245,33 @@ class ChatService:
             )
         return turn.usage
 
-    async def _finish(self, turn: Turn, status: TurnStatus) -> None:
-        """Give the stream lease back, store the transcript, bill a turn that ended early."""
-        await self.streams.release(turn.user.sub, turn.lease)
-        if turn.usage is None:
-            await self.outbox.publish(self._usage(turn, status))
-        usage = turn.usage
-        assert usage is not None
+    def _settle(self, turn: Turn, status: TurnStatus) -> "asyncio.Task[ChatUsageRecorded]":
+        """Bill and store the turn, once, in a task of its own: a client that disconnects
+        while this runs cannot cancel it half-way."""
+        if turn.settling is None:
+            turn.settling = asyncio.create_task(self._bill_and_store(turn, status))
+        return turn.settling
+
+    async def _bill_and_store(self, turn: Turn, status: TurnStatus) -> ChatUsageRecorded:
+        """The outbox write and the transcript write, concurrently."""
+        usage = self._usage(turn, status)
+        record = TurnRecord(
+            user_content=turn.request.messages[-1].content,
+            assistant_content="".join(turn.text),
+            provider=turn.alias,
+            model=usage.model,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            finish_reason=turn.completion.finish_reason if turn.completion else None,
+            status=usage.status,
+        )
+        stored, _ = await asyncio.gather(
+            self.store.record_turn(turn.thread, record),
+            self.outbox.publish(usage),
+            return_exceptions=True,
+        )
+        if isinstance(stored, Exception):
+            log.error("could not store the transcript of thread %s: %r", turn.thread.id, stored)
         log.info(
             "turn %s in thread %s: %s, %d+%d tokens, %.0f ms",
             usage.event_id, turn.thread.id, usage.status,
@@ -259,22 +280,12 @@ class ChatService:
         TURNS.labels(usage.provider, usage.status).inc()
         TOKENS.labels(usage.provider, "input").inc(usage.input_tokens)
         TOKENS.labels(usage.provider, "output").inc(usage.output_tokens)
-        try:
-            await self.store.record_turn(
-                TurnRecord(
-                    thread_id=turn.thread.id,
-                    user_content=turn.request.messages[-1].content,
-                    assistant_content="".join(turn.text),
-                    provider=turn.alias,
-                    model=usage.model,
-                    input_tokens=usage.input_tokens,
-                    output_tokens=usage.output_tokens,
-                    finish_reason=turn.completion.finish_reason if turn.completion else None,
-                    status=usage.status,
-                )
-            )
-        except Exception:
-            log.exception("could not store the transcript of thread %s", turn.thread.id)
+        return usage
+
+    async def _finish(self, turn: Turn, status: TurnStatus) -> None:
+        """Give the stream lease back; bill and store a turn that ended early."""
+        await self.streams.release(turn.user.sub, turn.lease)
+        await self._settle(turn, status)
 
     async def list_threads(
         self,

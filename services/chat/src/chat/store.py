@@ -20,7 +20,6 @@ class ThreadRecord(BaseModel):
 class TurnRecord(BaseModel):
     """What one chat turn leaves behind: the trainee's message, the reply and its usage."""
 
-    thread_id: str
     user_content: str
     assistant_content: str
     provider: str
@@ -52,17 +51,17 @@ class ChatStore:
         await self._threads.create_index([("user_id", ASCENDING), ("updated_at", DESCENDING)])
         await self._messages.create_index([("thread_id", ASCENDING), ("created_at", ASCENDING)])
 
-    async def create_thread(self, *, user_id: str, module_id: str) -> ThreadRecord:
+    @staticmethod
+    def new_thread(*, user_id: str, module_id: str) -> ThreadRecord:
+        """A thread that is written with its first turn (`record_turn`), off the hot path."""
         now = utcnow()
-        doc = {
-            "_id": uuid.uuid4().hex,
-            "user_id": user_id,
-            "module_id": module_id,
-            "created_at": now,
-            "updated_at": now,
-        }
-        await self._threads.insert_one(doc)
-        return _thread(doc)
+        return ThreadRecord(
+            id=uuid.uuid4().hex,
+            user_id=user_id,
+            module_id=module_id,
+            created_at=now,
+            updated_at=now,
+        )
 
     async def thread_of(self, thread_id: str, user_id: str | None) -> ThreadRecord | None:
         """The thread; with `user_id`, only if it belongs to that user."""
@@ -99,7 +98,7 @@ class ChatStore:
             async for doc in cursor
         ]
 
-    async def record_turn(self, turn: TurnRecord) -> None:
+    async def record_turn(self, thread: ThreadRecord, turn: TurnRecord) -> None:
         now = utcnow()
         usage = {
             "provider": turn.provider,
@@ -113,14 +112,14 @@ class ChatStore:
         await self._messages.insert_many(
             [
                 {
-                    "thread_id": turn.thread_id,
+                    "thread_id": thread.id,
                     "seq": 0,
                     "role": "user",
                     "content": turn.user_content,
                     "created_at": now,
                 },
                 {
-                    "thread_id": turn.thread_id,
+                    "thread_id": thread.id,
                     "seq": 1,
                     "role": "assistant",
                     "content": turn.assistant_content,
@@ -130,4 +129,16 @@ class ChatStore:
             ],
             ordered=True,
         )
-        await self._threads.update_one({"_id": turn.thread_id}, {"$set": {"updated_at": now}})
+        # Creates the thread on its first turn, touches it on the next ones: one write.
+        await self._threads.update_one(
+            {"_id": thread.id},
+            {
+                "$set": {"updated_at": now},
+                "$setOnInsert": {
+                    "user_id": thread.user_id,
+                    "module_id": thread.module_id,
+                    "created_at": thread.created_at,
+                },
+            },
+            upsert=True,
+        )
