@@ -1,5 +1,6 @@
-"""Events are never lost: each is written to the service's own `outbox` collection first,
-then published; a relay publishes whatever is still there once the broker is back.
+"""Events are never lost: each is either confirmed by the broker or, when the broker is away
+or does not confirm, written to the service's own `outbox` collection; a relay publishes
+what is stored there once the broker is back.
 
 Delivery is at least once (a crash between the broker's confirm and the delete sends an
 event again), so consumers are idempotent on `event_id`.
@@ -36,19 +37,21 @@ class Outbox:
         self._bus = bus
         self._claim = timedelta(seconds=claim_s)
         self._interval = relay_interval_s
-        self._tasks: set[asyncio.Task[None]] = set()
         self._relay: asyncio.Task[None] | None = None
 
     async def ensure_indexes(self) -> None:
         await self._outbox.create_index([("next_attempt_at", ASCENDING)])
 
     async def publish(self, event: Event) -> None:
-        """Store the event durably, then deliver it in the background.
-
-        When this returns, the event survives a crash of this process. If MongoDB is down
-        too, the event is published directly; only if both fail is it logged as lost.
-        """
+        """When this returns, the event is durable: confirmed by the broker (persistent
+        message) or stored in the outbox. Only if both are down is it logged as lost."""
         body = event.model_dump_json()
+        if self._bus.connected:
+            try:
+                await self._bus.publish_raw(event.routing_key, body.encode(), event.event_id)
+                return
+            except Exception as exc:
+                log.warning("event %s goes to the outbox: %s", event.event_id, exc)
         try:
             await self._outbox.insert_one(
                 {
@@ -56,21 +59,13 @@ class Outbox:
                     "routing_key": event.routing_key,
                     "body": body,
                     "created_at": utcnow(),
-                    # Not the relay's until the direct attempt below has had its chance.
-                    "next_attempt_at": utcnow() + self._claim,
+                    "next_attempt_at": utcnow(),
                     "attempts": 0,
                 }
             )
-        except Exception as exc:
-            log.warning("outbox unavailable (%s); publishing %s directly", exc, event.event_id)
-            try:
-                await self._bus.publish(event)
-            except Exception:
-                log.error("EVENT LOST %s %s: %s", event.routing_key, event.event_id, body)
-            return
-        task = asyncio.create_task(self._deliver(event.event_id, event.routing_key, body))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        except Exception:
+            # Reported with its whole body, so it can be replayed by hand.
+            log.exception("EVENT LOST %s %s: %s", event.routing_key, event.event_id, body)
 
     async def _deliver(self, event_id: str, routing_key: str, body: str) -> bool:
         try:
@@ -120,9 +115,7 @@ class Outbox:
             await asyncio.sleep(self._interval)
 
     async def stop(self, flush_s: float = 5.0) -> None:
-        """Finish deliveries under way and flush what is due (bounded); the rest stays stored."""
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        """Flush what is due (bounded in time); the rest stays stored for the next start."""
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.relay_once(), flush_s)
         if self._relay is not None:

@@ -1,6 +1,6 @@
 """The FastAPI app factory every service uses: errors, body limits, health."""
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -111,3 +111,16 @@ def client_address(request: Request) -> str:
     if forwarded:
         return forwarded.rsplit(",", 1)[-1].strip()
     return request.client.host if request.client else "unknown"
+
+
+def from_state(name: str) -> Callable[[Request], Awaitable[Any]]:
+    """A dependency that returns `app.state.<name>` (a service object made in the lifespan).
+
+    Async on purpose: FastAPI runs a plain `def` dependency in a thread pool, which costs a
+    thread hop on every request.
+    """
+
+    async def dependency(request: Request) -> Any:
+        return getattr(request.app.state, name)
+
+    return dependency

@@ -1,13 +1,8 @@
 from typing import Annotated
 
-from fastapi import Depends, Request
+from common.web import from_state
+from fastapi import Depends
 
 from auth.service import AuthService
 
-
-def _service(request: Request) -> AuthService:
-    service: AuthService = request.app.state.auth_service
-    return service
-
-
-Auth = Annotated[AuthService, Depends(_service)]
+Auth = Annotated[AuthService, Depends(from_state("auth_service"))]

@@ -3,7 +3,8 @@ from typing import Annotated
 from common.pagination import Page, PageQuery
 from common.security import CurrentUser
 from common.streaming import EventStreamResponse
-from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from common.web import from_state
+from fastapi import APIRouter, Depends, Header, Path, Query
 
 from chat.schemas import ChatRequest, ThreadOut, Transcript
 from chat.service import ChatService
@@ -11,12 +12,7 @@ from chat.service import ChatService
 router = APIRouter(tags=["chat"])
 
 
-def _service(request: Request) -> ChatService:
-    service: ChatService = request.app.state.chat_service
-    return service
-
-
-Chat = Annotated[ChatService, Depends(_service)]
+Chat = Annotated[ChatService, Depends(from_state("chat_service"))]
 
 
 @router.post(

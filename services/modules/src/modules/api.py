@@ -2,7 +2,8 @@ from typing import Annotated, Any
 
 from common.pagination import Page, PageQuery
 from common.security import CurrentUser, ManagerUser
-from fastapi import APIRouter, Depends, Path, Query, Request
+from common.web import from_state
+from fastapi import APIRouter, Depends, Path, Query
 
 from modules.schemas import ModuleCreate, ModuleOut, ModuleUpdate
 from modules.service import ModulesService
@@ -10,12 +11,7 @@ from modules.service import ModulesService
 router = APIRouter(prefix="/module", tags=["modules"])
 
 
-def _service(request: Request) -> ModulesService:
-    service: ModulesService = request.app.state.modules_service
-    return service
-
-
-Modules = Annotated[ModulesService, Depends(_service)]
+Modules = Annotated[ModulesService, Depends(from_state("modules_service"))]
 ModuleId = Annotated[str, Path(max_length=64)]
 
 

@@ -2,7 +2,8 @@ from datetime import date
 from typing import Annotated
 
 from common.security import CurrentUser, ManagerUser
-from fastapi import APIRouter, Depends, Query, Request
+from common.web import from_state
+from fastapi import APIRouter, Depends, Query
 
 from usage.schemas import GroupBy, UsageSummary
 from usage.service import UsageService
@@ -10,12 +11,7 @@ from usage.service import UsageService
 router = APIRouter(prefix="/usage", tags=["usage"])
 
 
-def _service(request: Request) -> UsageService:
-    service: UsageService = request.app.state.usage_service
-    return service
-
-
-Usage = Annotated[UsageService, Depends(_service)]
+Usage = Annotated[UsageService, Depends(from_state("usage_service"))]
 From = Annotated[date | None, Query(alias="from", description="First day (UTC), inclusive")]
 To = Annotated[date | None, Query(alias="to", description="Last day (UTC), inclusive")]
 Group = Annotated[GroupBy, Query(description="user, module, provider or day")]
