@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 from common.sse import SSEParser
-from devstack.testing import Account, Accounts, TakeEvents, stream_chat
+from devstack.testing import Account, Accounts, TakeEvents, create_module, stream_chat
 
 ALIASES = {
     "openai": ("openai", "gpt-4o"),
@@ -22,19 +22,7 @@ def say(text: str = "Hello, how can I help?") -> dict[str, Any]:
     return {"0": {"role": "user", "content": text}}
 
 
-PAT = "You are Pat, an impatient customer whose internet has been down for two days."
-
-
-async def new_module(
-    client: httpx.AsyncClient,
-    manager: Account,
-    prompt: str = PAT,
-) -> str:
-    r = await client.post(
-        "/module/create", json={"title": "Outage", "system_prompt": prompt}, headers=manager.headers
-    )
-    assert r.status_code == 200, r.text
-    return str(r.json()["id"])
+PAT = "You are Pat, an impatient customer whose internet has been down for two days."  # the default
 
 
 @pytest.fixture
@@ -53,7 +41,7 @@ async def trainee(accounts: Accounts) -> Account:
 async def test_module_crud_records_authors_and_returns_changed_fields(
     client: httpx.AsyncClient, manager: Account, trainee: Account, accounts: Accounts
 ) -> None:
-    module_id = await new_module(client, manager)
+    module_id = await create_module(client, manager)
     other = await accounts.create(5, "editor")
     r = await client.put(
         f"/module/{module_id}",
@@ -118,7 +106,7 @@ async def test_module_crud_records_authors_and_returns_changed_fields(
 async def test_module_bad_input(
     client: httpx.AsyncClient, manager: Account, method: str, path: str, body: Any, status: int
 ) -> None:
-    module_id = await new_module(client, manager)
+    module_id = await create_module(client, manager)
     r = await client.request(
         method, path.replace("{id}", module_id), json=body, headers=manager.headers
     )
@@ -152,7 +140,7 @@ async def test_every_provider_alias_streams_through_its_sdk(
     trainee: Account,
     alias: str,
 ) -> None:
-    module_id = await new_module(client, manager)
+    module_id = await create_module(client, manager)
     turn = await stream_chat(
         client, trainee.token, {"messages": say(), "agent_id": module_id, "provider": alias}
     )
@@ -169,7 +157,7 @@ async def test_every_provider_alias_streams_through_its_sdk(
 async def test_list_messages_and_default_provider(
     client: httpx.AsyncClient, fake: httpx.AsyncClient, manager: Account, trainee: Account
 ) -> None:
-    module_id = await new_module(client, manager)
+    module_id = await create_module(client, manager)
     messages = [
         {"role": "user", "content": "Hi"},
         {"role": "assistant", "content": "What?"},
@@ -184,13 +172,13 @@ async def test_list_messages_and_default_provider(
 async def test_chat_bad_requests(
     client: httpx.AsyncClient, manager: Account, trainee: Account, accounts: Accounts
 ) -> None:
-    module_id = await new_module(client, manager)
-    gone_id = await new_module(client, manager)
+    module_id = await create_module(client, manager)
+    gone_id = await create_module(client, manager)
     await client.delete(f"/module/{gone_id}", headers=manager.headers)
     ok = await stream_chat(client, trainee.token, {"messages": say(), "agent_id": module_id})
     thread_id = ok.of("thread")[0]["thread_id"]
     stranger = await accounts.create(1, "stranger")
-    other_module = await new_module(client, manager)
+    other_module = await create_module(client, manager)
     cases = [
         ({"messages": say(), "agent_id": module_id, "provider": "nope"}, 400, "Unknown provider"),
         (
@@ -250,7 +238,7 @@ async def test_chat_bad_requests(
 async def test_provider_failure_before_first_token_is_an_http_error(
     client: httpx.AsyncClient, fake: httpx.AsyncClient, manager: Account, trainee: Account
 ) -> None:
-    module_id = await new_module(client, manager)
+    module_id = await create_module(client, manager)
     await fake.post("/_fake/config", json={"fail_before_first_token": 503})
     turn = await stream_chat(client, trainee.token, {"messages": say(), "agent_id": module_id})
     assert turn.status == 502
@@ -262,7 +250,7 @@ async def test_provider_failure_before_first_token_is_an_http_error(
 async def test_fallback_provider_takes_over_before_the_first_token(
     client: httpx.AsyncClient, fake: httpx.AsyncClient, manager: Account, trainee: Account
 ) -> None:
-    module_id = await new_module(client, manager)
+    module_id = await create_module(client, manager)
     await fake.post("/_fake/config", json={"fail_before_first_token": 500, "fail_count": 1})
     turn = await stream_chat(
         client, trainee.token, {"messages": say(), "agent_id": module_id, "provider": "openai"}
@@ -279,7 +267,7 @@ async def test_mid_stream_failure_ends_with_an_error_event(
     trainee: Account,
     usage_events: TakeEvents,
 ) -> None:
-    module_id = await new_module(client, manager)
+    module_id = await create_module(client, manager)
     for provider in ("openai", "anthropic"):
         await fake.post("/_fake/config", json={"fail_after_chunks": 3})
         turn = await stream_chat(
@@ -301,7 +289,7 @@ async def test_client_disconnect_cancels_upstream_and_bills_the_partial_turn(
     trainee: Account,
     usage_events: TakeEvents,
 ) -> None:
-    module_id = await new_module(client, manager)
+    module_id = await create_module(client, manager)
     await fake.post("/_fake/config", json={"token_delay_ms": 200, "reply_chunks": 100})
     parser, deltas = SSEParser(), 0
     body = {"messages": say(), "agent_id": module_id}
@@ -331,7 +319,7 @@ async def test_client_disconnect_cancels_upstream_and_bills_the_partial_turn(
 async def test_module_edit_is_used_by_the_very_next_turn(
     client: httpx.AsyncClient, fake: httpx.AsyncClient, manager: Account, trainee: Account
 ) -> None:
-    module_id = await new_module(client, manager, prompt="You are Version One.")
+    module_id = await create_module(client, manager, prompt="You are Version One.")
     await stream_chat(client, trainee.token, {"messages": say(), "agent_id": module_id})
     r = await client.put(
         f"/module/{module_id}",
@@ -352,7 +340,7 @@ async def test_module_edit_is_used_by_the_very_next_turn(
 async def test_threads_continue_and_stay_private(
     client: httpx.AsyncClient, manager: Account, trainee: Account, accounts: Accounts
 ) -> None:
-    module_id = await new_module(client, manager)
+    module_id = await create_module(client, manager)
     first = await stream_chat(
         client, trainee.token, {"messages": say("Turn one"), "agent_id": module_id}
     )
@@ -394,7 +382,7 @@ async def test_threads_continue_and_stay_private(
 async def test_gateway_streams_without_buffering(
     client: httpx.AsyncClient, fake: httpx.AsyncClient, manager: Account, trainee: Account
 ) -> None:
-    module_id = await new_module(client, manager)
+    module_id = await create_module(client, manager)
     await fake.post("/_fake/config", json={"token_delay_ms": 150, "reply_chunks": 10})
     start = time.perf_counter()
     turn = await stream_chat(client, trainee.token, {"messages": say(), "agent_id": module_id})
@@ -411,7 +399,7 @@ async def test_per_user_limits(
     trainee: Account,
     accounts: Accounts,
 ) -> None:
-    module_id = await new_module(client, manager)
+    module_id = await create_module(client, manager)
     await fake.post("/_fake/config", json={"token_delay_ms": 300, "reply_chunks": 10})
     body = {"messages": say(), "agent_id": module_id}
     async with (

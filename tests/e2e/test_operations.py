@@ -11,18 +11,9 @@ from pathlib import Path
 
 import httpx
 from common.sse import SSEParser
-from devstack.testing import ROOT, Account, Accounts, Stack, stream_chat
+from devstack.testing import ROOT, Accounts, Stack, create_module, stream_chat
 
 SERVICES = ("auth", "modules", "chat", "usage")
-
-
-async def module_of(client: httpx.AsyncClient, manager: Account) -> str:
-    r = await client.post(
-        "/module/create",
-        json={"title": "Ops", "system_prompt": "You are X."},
-        headers=manager.headers,
-    )
-    return str(r.json()["id"])
 
 
 async def test_every_service_is_healthy_and_ready(stack: Stack, client: httpx.AsyncClient) -> None:
@@ -50,7 +41,7 @@ async def test_metrics_move_after_traffic(
 ) -> None:
     manager = await accounts.create(5)
     trainee = await accounts.create(1)
-    module_id = await module_of(client, manager)
+    module_id = await create_module(client, manager)
     async with httpx.AsyncClient(base_url=stack.service("chat")) as chat:
         before = (await chat.get("/metrics")).text
         gw_before = (await client.get("/metrics")).text
@@ -90,7 +81,7 @@ async def test_one_request_id_follows_a_turn_through_the_logs(
 ) -> None:
     manager = await accounts.create(5)
     trainee = await accounts.create(1)
-    module_id = await module_of(client, manager)
+    module_id = await create_module(client, manager)
     rid = f"e2e-{uuid.uuid4().hex}"
     body = {"messages": [{"role": "user", "content": "Hi"}], "agent_id": module_id}
     r = await client.post(
@@ -127,7 +118,7 @@ async def test_sigterm_lets_a_slow_stream_finish(
     """A second chat instance (ops scale chat on its own) is stopped mid-stream."""
     manager = await accounts.create(5)
     trainee = await accounts.create(1)
-    module_id = await module_of(client, manager)
+    module_id = await create_module(client, manager)
     port = free_port()
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "uvicorn", "chat.main:create_app", "--factory",

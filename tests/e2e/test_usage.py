@@ -9,16 +9,7 @@ import aio_pika
 import httpx
 import pytest
 from common.events import ChatUsageRecorded
-from devstack.testing import Account, Accounts, Stack, StreamedTurn, stream_chat
-
-
-async def module_of(client: httpx.AsyncClient, manager: Account) -> str:
-    r = await client.post(
-        "/module/create",
-        json={"title": "Billing", "system_prompt": "You are a customer disputing a bill."},
-        headers=manager.headers,
-    )
-    return str(r.json()["id"])
+from devstack.testing import Account, Accounts, Stack, StreamedTurn, create_module, stream_chat
 
 
 async def my_usage(client: httpx.AsyncClient, who: Account, turns: int, wait_s: float = 20) -> Any:
@@ -42,7 +33,7 @@ async def test_summary_totals_equal_what_the_streams_reported(
 ) -> None:
     manager = await accounts.create(5, "mgr")
     trainee = await accounts.create(1, "trainee")
-    module_id = await module_of(client, manager)
+    module_id = await create_module(client, manager)
     turns = []
     for provider in ("openai", "anthropic", "openai-35-general"):
         body = {
@@ -173,7 +164,7 @@ async def test_no_turn_is_lost_while_rabbitmq_is_down(
 ) -> None:
     manager = await accounts.create(5, "mgr")
     trainee = await accounts.create(1, "outage")
-    module_id = await module_of(client, manager)
+    module_id = await create_module(client, manager)
     body = {"messages": [{"role": "user", "content": "Hello?"}], "agent_id": module_id}
     turns = [await stream_chat(client, trainee.token, body) for _ in range(3)]
     await stack.rabbitmq("stop_app")

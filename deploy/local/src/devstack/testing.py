@@ -233,6 +233,20 @@ class Accounts:
         return account
 
 
+async def create_module(
+    client: httpx.AsyncClient,
+    manager: Account,
+    prompt: str = "You are Pat, an impatient customer whose internet has been down for two days.",
+    title: str = "Outage",
+) -> str:
+    """A training module made by `manager` through the gateway; returns its id."""
+    r = await client.post(
+        "/module/create", json={"title": title, "system_prompt": prompt}, headers=manager.headers
+    )
+    assert r.status_code == 200, r.text
+    return str(r.json()["id"])
+
+
 @pytest.fixture(scope="session")
 async def accounts(client: httpx.AsyncClient, admin_token: str) -> Accounts:
     return Accounts(client, admin_token)
