@@ -17,7 +17,8 @@ class GatewaySettings(ServiceSettings):
     # Comma-separated list of allowed browser origins.
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     upstream_connect_timeout_s: float = 5.0
-    upstream_pool_size: int = 1000
+    # Connections to each service; a stream holds one for its whole length.
+    upstream_pool_size: int = 10000
 
     @field_validator("cors_origins", mode="before")
     @classmethod

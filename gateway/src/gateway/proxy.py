@@ -38,6 +38,8 @@ class Proxy:
                 limit=self._pool_size, keepalive_timeout=30, ttl_dns_cache=5
             ),
             timeout=self._timeout,
+            # One session serves every user: it must never keep a cookie from a response.
+            cookie_jar=aiohttp.DummyCookieJar(),
             auto_decompress=False,
             skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept", "Content-Type"),
         )

@@ -64,10 +64,13 @@ def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> N
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=level, handlers=[handler], force=True)
-    # uvicorn's own loggers go through the same handler, in the same format.
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    # uvicorn's own loggers go through the same handler, in the same format. Its access log
+    # stays off: `Observability` writes one access line per request, with the request id.
+    for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers = []
         logging.getLogger(name).propagate = True
+    logging.getLogger("uvicorn.access").handlers = []
+    logging.getLogger("uvicorn.access").propagate = False
     # One line per upstream call from the SDKs' HTTP clients is noise on the hot path.
     for noisy in ("httpx", "httpx2", "aiormq", "aio_pika"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

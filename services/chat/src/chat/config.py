@@ -38,6 +38,8 @@ class ChatSettings(ServiceSettings):
     llm_connect_timeout_s: float = 5.0
     llm_first_token_timeout_s: float = 30.0
     llm_idle_timeout_s: float = 30.0
+    # Model streams one chat instance may hold at once (the SDKs' own default is 1,000).
+    llm_max_connections: int = 10000
 
     module_cache_ttl_s: int = 300
     chat_requests_per_minute: int = 30

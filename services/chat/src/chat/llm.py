@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import anthropic
+import httpx2
 import openai
 from common.errors import AppError, BadGateway, GatewayTimeout, ServiceUnavailable
 
@@ -59,9 +60,10 @@ class LLMClients:
             write=s.llm_connect_timeout_s,
             pool=s.llm_connect_timeout_s,
         )
+        limits = httpx2.Limits(max_connections=s.llm_max_connections, max_keepalive_connections=100)
         if s.llm_http_client == "aiohttp":
-            return sdk.DefaultAioHttpClient(timeout=timeout)
-        return sdk.DefaultAsyncHttpxClient(timeout=timeout)
+            return sdk.DefaultAioHttpClient(timeout=timeout, limits=limits)
+        return sdk.DefaultAsyncHttpxClient(timeout=timeout, limits=limits)
 
     def _client(self, provider: ProviderConfig) -> Any:
         key = (provider.vendor, provider.base_url, provider.api_key_env)
