@@ -4,7 +4,7 @@ export UV_PYTHON_DOWNLOADS := never
 UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PY := $(UV) run --frozen python
 
-.PHONY: help deps install run test demo lint fmt clean
+.PHONY: help deps install run test demo lint fmt clean bench bench-peer
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -35,3 +35,9 @@ fmt:  ## fix formatting and what the linter can fix
 
 clean:  ## remove local state (databases, logs); keeps the built FerretDB
 	rm -rf .local/state
+
+bench: install  ## benchmark suite against a stack it starts on its own ports (~5 min; docs/performance.md)
+	@$(PY) benchmarks/bench.py $(BENCH_ARGS)
+
+bench-peer: install  ## the streaming benchmark side by side with a LiteLLM proxy (installed under .local/)
+	@$(PY) benchmarks/bench.py --only streaming --peer $(BENCH_ARGS)

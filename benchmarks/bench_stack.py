@@ -30,6 +30,7 @@ _BASE_PORTS = {
     "AUTH_PORT": 28101,
     "MODULES_PORT": 28102,
     "CHAT_PORT": 28103,
+    "USAGE_PORT": 28104,
     "FAKE_UPSTREAM_PORT": 28199,
     "MONGODB_PORT": 37017,
     "REDIS_PORT": 26379,
@@ -181,6 +182,7 @@ def started_stack(keep_state: bool = False) -> Iterator[Endpoints]:
             started_by_us=True,
             backing_ports=(
                 ("auth", ports["AUTH_PORT"]),
+                ("usage", ports["USAGE_PORT"]),
                 ("ferretdb", ports["MONGODB_PORT"]),
                 ("redis", ports["REDIS_PORT"]),
                 ("rabbitmq", ports["RABBITMQ_PORT"]),
@@ -327,11 +329,15 @@ def machine() -> dict[str, object]:
 
 
 if __name__ == "__main__":
-    # Start the benchmark stack by itself and keep it up (Ctrl-C stops it), for profiling by hand.
+    # Start the benchmark stack by itself and keep it up (Ctrl-C or SIGTERM stops it), for
+    # profiling by hand: `.venv/bin/python benchmarks/bench_stack.py`.
+    def _stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
     raise_fd_limit()
-    with started_stack() as endpoints:
+    with contextlib.suppress(KeyboardInterrupt), started_stack() as endpoints:
         print(endpoints, flush=True)
-        try:
+        while True:
             signal.pause()
-        except KeyboardInterrupt:
-            pass

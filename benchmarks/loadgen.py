@@ -241,11 +241,14 @@ async def closed_loop(
 
             # The hard bound: a stuck worker cannot hold the suite past its deadline.
             workers = [asyncio.ensure_future(worker()) for _ in range(concurrency)]
-            _, pending = await asyncio.wait(workers, timeout=seconds + timeout_s)
+            done, pending = await asyncio.wait(workers, timeout=seconds + timeout_s)
             for task in pending:
                 task.cancel()
                 if phase == "measure":
                     result.errors["timeout"] += 1
+            for task in done:  # a worker that died on something unexpected
+                if task.exception() is not None and phase == "measure":
+                    result.errors[f"worker died: {task.exception()!r}"[:80]] += 1
             if phase == "measure":
                 result.elapsed = time.perf_counter() - started
                 if meter is not None:
