@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import json
 import os
 import signal
@@ -504,14 +503,6 @@ async def test_a_taken_service_port_is_named(tmp_path: Path, standin_dir: Path) 
 # --- the real thing, once the services exist ------------------------------------------------------
 
 
-def _services_present() -> bool:
-    try:
-        return all(importlib.util.find_spec(s.app.split(":")[0]) for s in SERVICES)
-    except ImportError:
-        return False
-
-
-@pytest.mark.skipif(not _services_present(), reason="the services' main modules do not exist yet")
 async def test_cli_runs_the_whole_stack(tmp_path: Path) -> None:
     ports = {
         "MONGODB_PORT": free_port(), "REDIS_PORT": free_port(), "RABBITMQ_PORT": rabbit_port(),
