@@ -4,7 +4,7 @@ export UV_PYTHON_DOWNLOADS := never
 UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PY := $(UV) run --frozen python
 
-.PHONY: help deps install run test demo lint fmt clean bench bench-peer
+.PHONY: help deps install run test demo lint fmt clean bench bench-peer compose-test
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -41,3 +41,9 @@ bench: install  ## benchmark suite against a stack it starts on its own ports (~
 
 bench-peer: install  ## the streaming benchmark side by side with a LiteLLM proxy (installed under .local/)
 	@$(PY) benchmarks/bench.py --only streaming --peer $(BENCH_ARGS)
+
+COMPOSE_E2E := docker compose -f docker-compose.yml -f deploy/docker/compose.e2e.yml --profile test
+
+compose-test:  ## the e2e suite inside docker compose (needs a Docker engine; ours have none)
+	$(COMPOSE_E2E) up --build --abort-on-container-exit --exit-code-from tests; \
+	status=$$?; $(COMPOSE_E2E) down -v; exit $$status

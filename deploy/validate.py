@@ -637,8 +637,10 @@ def find_compose() -> list[str] | None:
 
 
 def run_compose_config(command: list[str], root: Path = ROOT) -> list[str]:
-    """``config -q`` on the compose file, with the `test` profile enabled."""
+    """``config -q`` on the compose file and its e2e overlay, with the `test` profile."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")}
+    e2e = root / "deploy" / "docker" / "compose.e2e.yml"
+    overlay = ["-f", str(e2e)] if e2e.is_file() else []
     result = subprocess.run(
         [
             *command,
@@ -646,6 +648,7 @@ def run_compose_config(command: list[str], root: Path = ROOT) -> list[str]:
             str(root),
             "-f",
             str(root / COMPOSE_FILE),
+            *overlay,
             "--profile",
             "test",
             "config",

@@ -79,6 +79,7 @@ async def test_metrics_move_after_traffic(
 async def test_one_request_id_follows_a_turn_through_the_logs(
     stack: Stack, client: httpx.AsyncClient, accounts: Accounts
 ) -> None:
+    stack.require_own("it reads the services' log files")
     manager = await accounts.create(5)
     trainee = await accounts.create(1)
     module_id = await create_module(client, manager)

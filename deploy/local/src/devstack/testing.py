@@ -57,13 +57,22 @@ class Stack:
     rabbitmq_url: str
     mongodb_url: str
     redis_url: str
-    state_dir: str
+    state_dir: str  # empty for a stack this suite did not start (E2E_GATEWAY_URL)
     jwt_secret: str = JWT_SECRET
     events_exchange: str = "roleplay.events"
+    admin_email: str = ADMIN_EMAIL
+    admin_password: str = ADMIN_PASSWORD
+    service_urls: dict[str, str] = field(default_factory=dict)
+
+    def require_own(self, why: str) -> None:
+        """Skip a test that needs the stack this suite started itself."""
+        if not self.state_dir:
+            pytest.skip(f"needs the launcher's own stack ({why}); E2E_GATEWAY_URL points elsewhere")
 
     async def rabbitmq(self, action: str) -> None:
         """`stop_app` / `start_app` the test stack's broker: its port closes and every client
         is disconnected, as in an outage, while the node (and its data) stays."""
+        self.require_own("it stops and starts RabbitMQ")
         port = PORTS["RABBITMQ_PORT"]
         env = {**os.environ, "HOME": f"{self.state_dir}/rabbitmq"}
         proc = await asyncio.create_subprocess_exec(
@@ -75,6 +84,7 @@ class Stack:
 
     def service_env(self) -> dict[str, str]:
         """What a further service process needs to join this stack (e.g. a second chat)."""
+        self.require_own("it starts a further service process")
         env = _stack_env(self.state_dir)
         env.update(
             MONGODB_URL=self.mongodb_url,
@@ -91,6 +101,8 @@ class Stack:
 
     def service(self, name: str) -> str:
         """A service's own address, to check it re-verifies tokens without the gateway."""
+        if name in self.service_urls:
+            return self.service_urls[name]
         return f"http://127.0.0.1:{PORTS[name.upper() + '_PORT']}"
 
 
@@ -117,8 +129,35 @@ def _stack_env(state_dir: str) -> dict[str, str]:
     return env
 
 
+def _external_stack() -> Stack | None:
+    """A stack someone else started (the compose `test` profile): its addresses from E2E_*."""
+    gateway = os.environ.get("E2E_GATEWAY_URL")
+    if not gateway:
+        return None
+    env = os.environ
+    return Stack(
+        gateway=gateway,
+        fake_upstream=env["E2E_FAKE_UPSTREAM_URL"],
+        rabbitmq_url=env["E2E_RABBITMQ_URL"],
+        mongodb_url=env["E2E_MONGODB_URL"],
+        redis_url=env["E2E_REDIS_URL"],
+        state_dir="",
+        jwt_secret=env["JWT_SECRET_KEY"],
+        admin_email=env["BOOTSTRAP_ADMIN_EMAIL"],
+        admin_password=env["BOOTSTRAP_ADMIN_PASSWORD"],
+        service_urls={
+            name: env.get(f"E2E_{name.upper()}_URL", f"http://{name}:8000")
+            for name in ("auth", "modules", "chat", "usage")
+        },
+    )
+
+
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
+    external = _external_stack()
+    if external is not None:
+        yield external
+        return
     with tempfile.TemporaryDirectory(prefix="rp-e2e-") as state_dir:
         log_path = Path(state_dir) / "launcher.log"
         with log_path.open("w+") as log:
@@ -182,9 +221,9 @@ async def fake(upstream: httpx.AsyncClient) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture(scope="session")
-async def admin_token(client: httpx.AsyncClient) -> str:
+async def admin_token(client: httpx.AsyncClient, stack: Stack) -> str:
     response = await client.post(
-        "/user/signin", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
+        "/user/signin", json={"email": stack.admin_email, "password": stack.admin_password}
     )
     assert response.status_code == 200, response.text
     token: str = response.json()["access_token"]
